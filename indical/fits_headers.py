@@ -6,9 +6,7 @@ dialects found in the wild (IMAGETYP variants, EXPTIME or EXPOSURE, GAIN or EGAI
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Mapping
-
-from astropy.io import fits
+from typing import TYPE_CHECKING, Any, Mapping
 
 from indical.frame import Binning, FrameMeta, FrameType
 
@@ -61,9 +59,17 @@ def _parse_time(value: Any) -> datetime | None:
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
 
 
-def meta_to_header(meta: FrameMeta, header: fits.Header | None = None) -> fits.Header:
-    """Header cards for a frame's metadata (a new header, or added to the one given)."""
-    h = header if header is not None else fits.Header()
+if TYPE_CHECKING:
+    from astropy.io import fits
+
+
+def meta_to_header(meta: FrameMeta, header: Any = None) -> Any:
+    """Header cards for a frame's metadata, added to the header given (an astropy Header or
+    indical's own `fitsheader.Header`), or to a new astropy Header."""
+    if header is None:
+        from astropy.io import fits
+        header = fits.Header()
+    h = header
 
     def put(key: str, value: Any, comment: str) -> None:
         if value is not None and value != "":

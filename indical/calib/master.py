@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from astropy.io import fits
 
 from indical import __version__
 from indical.calib.combine.engine import (DEFAULT_MEMORY_LIMIT, CombineInput, CombineResult,
@@ -28,7 +27,8 @@ from indical.calib.ingest import is_master_header
 from indical.calib.rawio import open_raw
 from indical.errors import FitsError, IndicalError
 from indical.fits_headers import header_frame_type, header_to_meta, meta_to_header
-from indical.fitsio import write_atomic
+from indical.atomic import atomic_file
+from indical.fitsheader import Header, write_image
 from indical.frame import FrameMeta, FrameType
 
 MASTER_IMAGETYP = {FrameType.BIAS: "Master Bias", FrameType.DARK: "Master Dark",
@@ -76,7 +76,7 @@ class MasterBuild:
     """A built master, not yet written: pixels, header and what went into it."""
 
     data: np.ndarray
-    header: fits.Header
+    header: Header
     frame_type: FrameType
     meta: FrameMeta
     sources: list[SourceInfo]
@@ -205,8 +205,8 @@ def combined_meta(kind: FrameType, infos: list[SourceInfo]) -> FrameMeta:
 
 
 def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo],
-                  precal: Precal) -> fits.Header:
-    h = meta_to_header(meta)
+                  precal: Precal) -> Header:
+    h = meta_to_header(meta, Header())
     h["IMAGETYP"] = (MASTER_IMAGETYP[meta.frame_type], "Type of image")
     if meta.setpoint_temp_c is None and meta.sensor_temp_c is not None:
         h["SET-TEMP"] = (round(meta.sensor_temp_c, 1), "[C] no set point recorded: mean CCD-TEMP")
@@ -264,18 +264,18 @@ def build_master(spec: MasterSpec, *,
 def write_master(build: MasterBuild, path: Path, *, overwrite: bool = False,
                  rejection_map: Path | None = None) -> Path:
     """Write the master (float32, no BZERO) atomically; optionally the rejection counts."""
-    hdu = fits.PrimaryHDU(data=build.data.astype(np.float32, copy=False), header=build.header)
+    header = build.header.copy()
     for key in ("BZERO", "BSCALE"):
-        hdu.header.pop(key, None)
+        header.pop(key, None)
     try:
-        write_atomic(fits.HDUList([hdu]), Path(path), overwrite=overwrite)
+        with atomic_file(Path(path), overwrite=overwrite) as fh:
+            write_image(fh, build.data, header)
         if rejection_map is not None and build.result.rejected is not None:
-            rh = fits.Header()
+            rh = Header()
             rh["IMAGETYP"] = ("Rejection Map", "Values rejected per pixel")
             rh["MASTER"] = (Path(path).name, "Master this map belongs to")
-            write_atomic(fits.HDUList([fits.PrimaryHDU(build.result.rejected.astype(np.int16),
-                                                       header=rh)]),
-                         Path(rejection_map), overwrite=overwrite)
+            with atomic_file(Path(rejection_map), overwrite=overwrite) as fh:
+                write_image(fh, build.result.rejected.astype(np.int16), rh)
     except FileExistsError as exc:
         raise FitsError(exc.filename or path, "already exists; use --force to overwrite") from None
     return Path(path)

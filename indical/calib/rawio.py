@@ -1,10 +1,12 @@
 """Raw pixel access: the stored integers of a FITS image, memory-mapped, with BZERO and BSCALE
 kept apart so callers scale one chunk at a time (astropy refuses to memory-map scaled data, and
-scaling a whole stack at once is what makes other tools slow and memory-hungry)."""
+scaling a whole stack at once is what makes other tools slow and memory-hungry). Plain files are
+read without astropy (`indical.fitsheader`); tile-compressed and gzipped ones through it."""
 
 from __future__ import annotations
 
 import mmap
+import os
 import tempfile
 import warnings
 from contextlib import contextmanager
@@ -13,12 +15,13 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from astropy.io import fits
 
 from indical.errors import FitsError
+from indical.fitsheader import BLOCK, CARD, Header, HeaderError, parse_header
 
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 _PAGE = mmap.PAGESIZE
+_MAX_HEADER_BYTES = 1000 * BLOCK
 
 
 @dataclass
@@ -30,7 +33,7 @@ class RawImage:
     raw: np.ndarray
     bzero: float
     bscale: float
-    header: fits.Header
+    header: Header
     _mm: mmap.mmap | None = None
     _offset: int = 0
 
@@ -80,76 +83,185 @@ class RawImage:
             self._mm.madvise(mmap.MADV_DONTNEED, begin, length)
 
 
-def _find_image(hdul: fits.HDUList, path: Path) -> tuple[int, fits.Header]:
+def _find_image(hdul, path: Path):
+    """(index, header) of the first 2-D image HDU of an astropy HDU list (compressed files)."""
+    from astropy.io import fits
+
     for index, hdu in enumerate(hdul):
         if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
             continue
         naxis = int(hdu.header.get("NAXIS", 0))
         if naxis < 2:
             continue
-        if naxis > 2 and any(int(hdu.header.get(f"NAXIS{i}", 1)) > 1 for i in range(3, naxis + 1)):
-            raise FitsError(path, f"image has {naxis} axes; indical combines 2-D frames only "
-                                  "(split colour cubes into planes first)")
-        header = hdu.header.copy()
+        _check_axes(path, naxis, [int(hdu.header.get(f"NAXIS{i}", 1)) for i in range(3, naxis + 1)])
+        header = _from_astropy(hdu.header)
         if index > 0:
-            for card in hdul[0].header.cards:
-                if card.keyword not in header and card.keyword not in ("SIMPLE", "EXTEND", ""):
-                    header.append(card)
+            _merge_primary(header, _from_astropy(hdul[0].header))
         return index, header
     raise FitsError(path, "no 2-D image in any HDU")
 
 
+def _from_astropy(header) -> Header:
+    def plain(value):
+        return value if isinstance(value, (str, int, float, bool, complex)) else None
+    return Header((c.keyword, plain(c.value), c.comment) for c in header.cards)
+
+
+def _merge_primary(header: Header, primary: Header) -> None:
+    """Extension images (compressed files) keep the observation keywords in the primary HDU."""
+    for card in primary.cards:
+        if card.keyword not in header and card.keyword not in ("SIMPLE", "EXTEND", ""):
+            header.append(card)
+
+
+def _check_axes(path: Path, naxis: int, extra: list[int]) -> None:
+    if naxis > 2 and any(n > 1 for n in extra):
+        raise FitsError(path, f"image has {naxis} axes; indical combines 2-D frames only "
+                              "(split colour cubes into planes first)")
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """Where a plain (uncompressed) image's stored values are in its file."""
+
+    header: Header
+    offset: int
+    bitpix: int
+    height: int
+    width: int
+
+
+def _read_header_at(fh, offset: int, path: Path) -> tuple[Header, int]:
+    """The header starting at `offset`; returns it and where its data begins."""
+    fh.seek(offset)
+    blocks = bytearray()
+    while True:
+        block = fh.read(BLOCK)
+        if len(block) < BLOCK:
+            if not blocks and not block:
+                raise EOFError
+            raise FitsError(path, "not a readable FITS file (truncated: it ends inside a header)")
+        blocks += block
+        # END is a card of its own: check only the new block's cards
+        for i in range(len(blocks) - BLOCK, len(blocks), CARD):
+            if blocks[i:i + 3] == b"END" and not blocks[i + 3:i + CARD].strip():
+                try:
+                    header = parse_header(bytes(blocks[:i + CARD]), where=f"HDU at byte {offset}")
+                except HeaderError as exc:
+                    raise FitsError(path, f"not a readable FITS file ({exc})") from None
+                return header, offset + len(blocks)
+        if len(blocks) > _MAX_HEADER_BYTES:
+            raise FitsError(path, f"not a readable FITS file (no END card in the first "
+                                  f"{_MAX_HEADER_BYTES // BLOCK} header blocks)")
+
+
+def _data_bytes(header: Header, path: Path) -> int:
+    naxis = int(header.get("NAXIS", 0) or 0)
+    if naxis == 0:
+        return 0
+    count = 1
+    for i in range(1, naxis + 1):
+        count *= int(header.get(f"NAXIS{i}", 0) or 0)
+    bitpix = abs(int(header.get("BITPIX", 8) or 8))
+    gcount = int(header.get("GCOUNT", 1) or 1)
+    pcount = int(header.get("PCOUNT", 0) or 0)
+    return bitpix // 8 * gcount * (pcount + count)
+
+
+def _locate_plain(path: Path) -> _Plain | None:
+    """The first 2-D image of a plain FITS file, read without astropy; None when the image is
+    tile-compressed (astropy decompresses those). Raises FitsError naming the file."""
+    with open(path, "rb") as fh:
+        start = fh.read(9)
+        if start != b"SIMPLE  =":
+            raise FitsError(path, "not a readable FITS file (it does not start with SIMPLE)")
+        size = os.fstat(fh.fileno()).st_size
+        offset = 0
+        primary: Header | None = None
+        while offset < size:
+            try:
+                header, data = _read_header_at(fh, offset, path)
+            except EOFError:
+                break
+            if primary is None:
+                primary = header
+            xtension = str(header.get("XTENSION", "")).strip().upper()
+            if xtension == "BINTABLE" and header.get("ZIMAGE") is True:
+                return None
+            naxis = int(header.get("NAXIS", 0) or 0)
+            if naxis >= 2 and (header is primary or xtension in ("IMAGE", "IUEIMAGE")):
+                _check_axes(path, naxis, [int(header.get(f"NAXIS{i}", 1) or 1)
+                                          for i in range(3, naxis + 1)])
+                bitpix = int(header.get("BITPIX", 0) or 0)
+                if bitpix not in _BITPIX:
+                    raise FitsError(path, f"unsupported BITPIX {bitpix}")
+                if header is not primary:
+                    _merge_primary(header, primary)
+                return _Plain(header, data, bitpix, int(header["NAXIS2"]), int(header["NAXIS1"]))
+            span = _data_bytes(header, path)
+            offset = data + span + (-span % BLOCK)
+    raise FitsError(path, "no 2-D image in any HDU")
+
+
+def _open_with_astropy(path: Path):
+    """Compressed and gzipped files: astropy decompresses; returns (pixels, header, bzero,
+    bscale) with the stored (unscaled) values."""
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings(record=True):
+            # astropy warns about a short file; its error (below) says what is wrong
+            warnings.simplefilter("always")
+            with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdul:
+                index, header = _find_image(hdul, path)
+                hdu = hdul[index]
+                height, width = int(hdu.header["NAXIS2"]), int(hdu.header["NAXIS1"])
+                pixels = np.ascontiguousarray(hdu.data).reshape(height, width)
+    except FitsError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError, EOFError) as exc:
+        raise FitsError(path, f"not a readable FITS file ({exc})") from exc
+    return pixels, header, float(header.get("BZERO", 0.0)), float(header.get("BSCALE", 1.0))
+
+
 @contextmanager
 def open_raw(path: Path, *, scratch_dir: Path | None = None) -> Iterator[RawImage]:
-    """Memory-map an image's stored values. Compressed images are decompressed once into a
-    scratch file (removed afterwards) and mapped from there.
+    """Memory-map an image's stored values. Compressed (tile-compressed or gzipped) images are
+    decompressed once into a scratch file (removed afterwards) and mapped from there.
 
     Raises FitsError naming the file: not FITS, truncated, no 2-D image, unsupported BITPIX."""
     path = Path(path)
     try:
-        with warnings.catch_warnings(record=True):
-            # astropy warns about a short file; the size check below says it better
-            warnings.simplefilter("always")
-            with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
-                index, header = _find_image(hdul, path)
-                hdu = hdul[index]
-                bzero = float(header.get("BZERO", 0.0))
-                bscale = float(header.get("BSCALE", 1.0))
-                height, width = int(hdu.header["NAXIS2"]), int(hdu.header["NAXIS1"])
-                if isinstance(hdu, fits.CompImageHDU):
-                    decompressed = np.ascontiguousarray(hdu.data).reshape(height, width)
-                    compressed = True
-                else:
-                    bitpix = int(hdu.header["BITPIX"])
-                    if bitpix not in _BITPIX:
-                        raise FitsError(path, f"unsupported BITPIX {bitpix}")
-                    info = hdu.fileinfo()
-                    offset, span = int(info["datLoc"]), int(info["datSpan"])
-                    compressed = False
-    except FitsError:
-        raise
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
-        raise FitsError(path, f"not a readable FITS file ({exc})") from exc
-    if compressed:
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == b"\x1f\x8b"
+        plain = None if gzipped else _locate_plain(path)
+    except OSError as exc:
+        raise FitsError(path, f"can't be read ({exc.strerror or exc})") from exc
+    if plain is None:
+        pixels, header, bzero, bscale = _open_with_astropy(path)
         with tempfile.TemporaryDirectory(prefix="indical-", dir=scratch_dir) as tmp:
             scratch = np.lib.format.open_memmap(Path(tmp) / "image.npy", mode="w+",
-                                                dtype=decompressed.dtype, shape=decompressed.shape)
-            scratch[:] = decompressed
-            del decompressed
+                                                dtype=pixels.dtype, shape=pixels.shape)
+            scratch[:] = pixels
+            del pixels
             scratch.flush()
             yield RawImage(path, scratch, bzero, bscale, header)
             del scratch
         return
+    header = plain.header
+    dtype = np.dtype(_BITPIX[plain.bitpix])
+    span = plain.height * plain.width * dtype.itemsize
     size = path.stat().st_size
-    if offset + span > size:
-        raise FitsError(path, f"truncated: the header promises {offset + span} bytes but the "
-                              f"file has {size}")
+    if plain.offset + span > size:
+        raise FitsError(path, f"truncated: the header promises {plain.offset + span} bytes but "
+                              f"the file has {size}")
     with open(path, "rb") as fh:
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        dtype = np.dtype(_BITPIX[bitpix])
-        raw = np.frombuffer(mm, dtype=dtype, count=height * width, offset=offset).reshape(height, width)
-        yield RawImage(path, raw, bzero, bscale, header, mm, offset)
+        raw = np.frombuffer(mm, dtype=dtype, count=plain.height * plain.width,
+                            offset=plain.offset).reshape(plain.height, plain.width)
+        yield RawImage(path, raw, float(header.get("BZERO", 0.0)), float(header.get("BSCALE", 1.0)),
+                       header, mm, plain.offset)
         del raw
     finally:
         try:

@@ -203,12 +203,12 @@ def test_ctrl_c_leaves_nothing_half_written(tmp_path, monkeypatch):
 
 def test_ctrl_c_while_writing_removes_the_temporary_file(tmp_path, monkeypatch):
     paths = darks(tmp_path / "in", n=3)
-    from astropy.io.fits import HDUList
+    import indical.calib.master as master_mod
 
-    def interrupted(self, fh, *args, **kwargs):
+    def interrupted(fh, data, header):
         fh.write(b"SIMPLE  = partial")
         raise KeyboardInterrupt
-    monkeypatch.setattr(HDUList, "writeto", interrupted)
+    monkeypatch.setattr(master_mod, "write_image", interrupted)
     r = invoke("master", *paths, "-o", tmp_path / "out.fits")
     assert r.exit_code == 130
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
