@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import sys
 from pathlib import Path
 
@@ -18,8 +19,34 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never break a path in two
 
 
+# Each subcommand lives in indical/commands/ and is imported only when it runs (or when help
+# lists them all): `indical master` should not pay for the INDI client or astropy. Add new
+# commands here.
+_COMMANDS = {
+    "bpm": "indical.commands.bpm:bpm",
+    "calibrate": "indical.commands.calibrate:calibrate",
+    "demo": "indical.commands.demo:demo",
+    "library": "indical.commands.library:library",
+    "master": "indical.commands.master:master",
+    "needs": "indical.commands.needs:needs",
+    "report": "indical.commands.report:report",
+    "rig": "indical.commands.rig:rig",
+    "run": "indical.commands.run:run",
+}
+
+
 class _Group(click.Group):
-    """Turns indical's own errors into one clear line and exit status 2, not a traceback."""
+    """Loads subcommands on demand, and turns indical's own errors into one clear line and
+    exit status 2, not a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in _COMMANDS:
+            module, attr = _COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return self.commands.get(name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -43,24 +70,6 @@ RIG_OPTION = click.option("--rig", "rig_path", type=click.Path(dir_okay=False, p
                           help="Rig file (TOML). Default: the built-in simulated observatory.")
 
 
-def _register() -> None:
-    """Each subcommand lives in indical/commands/; add new ones here."""
-    from indical.commands import demo, rig, run
-    from indical.commands import library as library_cmd
-    from indical.commands import master as master_cmd
-    main.add_command(demo.demo)
-    main.add_command(master_cmd.master)
-    main.add_command(library_cmd.library)
-    main.add_command(rig.rig)
-    from indical.commands import bpm, calibrate, needs, report
-    main.add_command(bpm.bpm)
-    main.add_command(calibrate.calibrate)
-    main.add_command(needs.needs)
-    main.add_command(report.report)
-    main.add_command(run.run)
-
-
-_register()
 # At exit the interpreter sweeps every object for cycles (numba and astropy make hundreds of
 # thousands): a quarter of a second of a two-second `indical master`. Frozen objects are
 # skipped. Python never promised finalizers at exit; indical closes its files explicitly.

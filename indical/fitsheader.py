@@ -15,6 +15,7 @@ reads them: `bool` for T/F, `int`, `float` (D exponents too), `str` without trai
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, NamedTuple
 
@@ -389,3 +390,22 @@ def write_image(fh: BinaryIO, data: "np.ndarray", header: Header) -> None:
         fh.write(np.ascontiguousarray(big[row:row + 256]).tobytes())
     nbytes = data.size * data.dtype.itemsize
     fh.write(b"\0" * (-nbytes % BLOCK))
+
+
+def read_primary_header(path: str | os.PathLike) -> Header:
+    """The primary header of a plain FITS file. Raises HeaderError (or OSError) when the file
+    is not FITS or its header is cut short."""
+    blocks = bytearray()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(BLOCK)
+            if len(block) < BLOCK:
+                raise HeaderError(f"{os.fspath(path)}: ends inside its header")
+            if not blocks and not block.startswith(b"SIMPLE  ="):
+                raise HeaderError(f"{os.fspath(path)}: not a FITS file")
+            blocks += block
+            for i in range(len(blocks) - BLOCK, len(blocks), CARD):
+                if blocks[i:i + 3] == b"END" and not blocks[i + 3:i + CARD].strip():
+                    return parse_header(bytes(blocks[:i + CARD]), where=os.fspath(path))
+            if len(blocks) > 1000 * BLOCK:
+                raise HeaderError(f"{os.fspath(path)}: no END card in 1000 header blocks")

@@ -9,10 +9,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from astropy.io import fits
-
 from indical.fits_headers import header_to_meta
-from indical.fitsio import write_frame
+from indical.fitsheader import read_primary_header
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 
 
@@ -119,7 +117,7 @@ class FitsFolderSink:
                 continue
             if path not in self._metas:
                 try:
-                    self._metas[path] = header_to_meta(fits.getheader(path))
+                    self._metas[path] = header_to_meta(read_primary_header(path))
                 except (OSError, ValueError):
                     self._metas[path] = None  # not ours to judge here; ingest reports it
             meta = self._metas[path]
@@ -149,6 +147,7 @@ class FitsFolderSink:
         return moved
 
     def write(self, frame: Frame, *, folder: Path | None = None) -> Path:
+        from indical.fitsio import write_frame  # astropy: imported by those who write frames
         folder = folder if folder is not None else self.folder_for(frame)
         folder.mkdir(parents=True, exist_ok=True)
         stem = frame_filename(frame)
