@@ -385,9 +385,10 @@ def write_image(fh: BinaryIO, data: "np.ndarray", header: Header) -> None:
         if _lookup_key(card.keyword) not in layout:
             out.append(card)
     fh.write(out.tobytes())
-    big = data.astype(data.dtype.newbyteorder(">"), copy=False)
-    for row in range(0, big.shape[0], 256):  # a few MB at a time: no second whole copy
-        fh.write(np.ascontiguousarray(big[row:row + 256]).tobytes())
+    big = data.dtype.newbyteorder(">")
+    for row in range(0, data.shape[0], 256):  # a few MB at a time: no second whole copy
+        block = np.ascontiguousarray(data[row:row + 256]).astype(big, copy=False)
+        fh.write(block.data)
     nbytes = data.size * data.dtype.itemsize
     fh.write(b"\0" * (-nbytes % BLOCK))
 
