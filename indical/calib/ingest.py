@@ -17,6 +17,8 @@ from indical.fits_headers import header_to_meta
 from indical.frame import FrameMeta, FrameType
 from indical.sinks import is_rejected_path
 
+# Set by `indical calibrate` in every calibrated light it writes.
+CALIBRATED_KEY = "CALIBRAT"
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.fz", ".fit.fz", ".fz", ".fits.gz", ".fit.gz")
 _STAT_SAMPLES = 1_000_000
 
@@ -95,6 +97,9 @@ def inspect_file(path: Path, *, frame_type: FrameType | None = None) -> FrameRec
     with open_raw(path) as image:
         if is_master_header(image.header):
             raise FitsError(path, f"is a master ({image.header.get('IMAGETYP')}), not a raw frame")
+        if CALIBRATED_KEY in image.header:
+            raise FitsError(path, "is a calibrated light (written by indical calibrate); "
+                                  "raw frames only")
         if image.header.get("REJECTED"):
             raise FitsError(path, f"was rejected when taken ({image.header['REJECTED']}); "
                                   "kept for inspection, not for calibration")

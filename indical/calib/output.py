@@ -12,12 +12,10 @@ from astropy.io import fits
 
 from indical import __version__
 from indical.calib.apply import CalibratedLight, scale_to_bit_depth
+from indical.calib.ingest import CALIBRATED_KEY
 from indical.calib.match import MasterInfo, MasterKind
 from indical.errors import FitsError
 from indical.fitsio import write_atomic
-
-# Written into every calibrated light; its presence means "this is an output, not a raw light".
-CALIBRATED_KEY = "CALIBRAT"
 
 _DROP = ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM", "DATAMIN", "DATAMAX")
 _VERB = {MasterKind.BIAS: "subtracted", MasterKind.DARK: "subtracted",

@@ -93,3 +93,15 @@ def test_batch_never_stops_for_one_bad_file(tmp_path):
     assert [r.path for r in report.records] == [str(p.resolve()) for p in good]
     assert [(p.name, reason.split(" (")[0]) for p, reason in report.skipped] == \
         [("bad.fits", "not a readable FITS file"), ("missing.fits", "no such file")]
+
+
+def test_masters_and_calibrated_lights_are_not_raw_frames(tmp_path):
+    master = _write(tmp_path / "mf.fits", {"IMAGETYP": "Master Flat"})
+    calibrated = _write(tmp_path / "l_cal.fits", {"IMAGETYP": "Light Frame",
+                                                  "CALIBRAT": "2026-11-21T03:00:00Z"})
+    light = _write(tmp_path / "l.fits", {"IMAGETYP": "Light Frame"})
+    report = ingest_paths([master, calibrated, light])
+    assert [r.path for r in report.records] == [str(light.resolve())]
+    reasons = {p.name: reason for p, reason in report.skipped}
+    assert "is a master (Master Flat)" in reasons["mf.fits"]
+    assert "is a calibrated light" in reasons["l_cal.fits"]
