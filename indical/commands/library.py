@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.markup import escape
+from rich import box
 from rich.table import Table
 
 from indical.calib.autobuild import AutoBuildPolicy, build_group, due_groups
@@ -140,8 +141,9 @@ def ls(db: Path, show_all: bool) -> None:
         for key, n in sorted(counts.items()):
             frames.add_row(*map(escape, key), str(n))
         console.print(frames)
-        masters = Table("id", "type", "filter", "exposure s", "temp C", "frames", "method",
-                        "created (UTC)", "state", "file", title="masters")
+        masters = Table("id", "type", "filter", "exp s", "temp C", "n", "method", "created UTC",
+                        "state", title="masters", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+        files = []
         for m in lib.masters(include_superseded=show_all):
             state = ("superseded" if not m.current else
                      "[yellow]expired[/]" if lib.is_expired(m) else "[green]current[/]")
@@ -149,8 +151,14 @@ def ls(db: Path, show_all: bool) -> None:
                             f"{m.exposure_s:g}",
                             "" if m.temperature_c is None else f"{m.temperature_c:.1f}",
                             str(m.n_frames), m.method, m.created_at.strftime("%Y-%m-%d %H:%M"),
-                            state, escape(Path(m.path).name))
+                            state)
+            files.append((m.id, m.path))
+        for column in masters.columns:
+            column.no_wrap = True
         console.print(masters)
+        # file names run long: each on a line of its own, whole, so it can be copied
+        for master_id, path in files:
+            console.print(f"{master_id:>4}  {escape(str(path))}", soft_wrap=True, highlight=False)
 
 
 @library.command("expiry")

@@ -82,6 +82,8 @@ def test_library_commands(tmp_path, monkeypatch):
     r = invoke("library", "--library", db, "ls", "--all")
     assert r.exit_code == 0, r.output
     assert "superseded" in r.text and "current" in r.text
+    for m in flats:  # whole paths, never broken across lines
+        assert str(m.path) in r.text
     r = invoke("library", "--library", db, "expiry", "flat", "0.000001")
     assert r.exit_code == 0
     with CalibrationLibrary(db) as lib:
