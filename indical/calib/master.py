@@ -219,6 +219,12 @@ def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo
         h[short[name]] = ("none" if value is None else value, f"Combine parameter {name}")
     if meta.frame_type is FrameType.FLAT:
         h["NORMALIZ"] = ("multiplicative", "Frames scaled to a common level, then mean 1")
+        # what lit the flats, kept in the master itself: sources may be moved or deleted,
+        # and sky flats are matched to lights by night, panel flats by age
+        if any(i.meta.sun_altitude_deg is not None for i in infos):
+            h["FLATSRC"] = ("sky", "Twilight sky flats (sources carry SUNALT)")
+        elif any(i.meta.panel_brightness is not None for i in infos):
+            h["FLATSRC"] = ("panel", "Flat panel (sources carry PANELBRT)")
         # long descriptions (a master's file name) continue over CONTINUE cards, without comment
         h["PRECAL"] = ((precal.description, "Subtracted from each flat first")
                        if len(precal.description) <= 36 else precal.description)

@@ -44,6 +44,21 @@ def test_master_flat_headers_and_mean_one(tmp_path):
     assert data[24, 32] > 1.05 > 0.95 > data[0, 0]
 
 
+def test_master_flat_says_what_lit_it(tmp_path):
+    from indical.calib.catalogue import is_sky_flat
+    sky = [write_synthetic(tmp_path / "sky" / f"s{i}.fits", FrameType.FLAT, seed=i,
+                           sun_altitude_deg=-4.0 - i) for i in range(3)]
+    panel = [write_synthetic(tmp_path / "panel" / f"p{i}.fits", FrameType.FLAT, seed=i,
+                             panel_brightness=120) for i in range(3)]
+    plain = flats(tmp_path / "plain", n=3)
+    for paths, source in ((sky, "sky"), (panel, "panel"), (plain, None)):
+        out = write_master(build_master(MasterSpec(paths)), tmp_path / f"m_{source}.fits")
+        assert fits.getheader(out).get("FLATSRC") == source
+        for p in paths:
+            p.unlink()  # the master alone must say it
+        assert is_sky_flat(out) is (source == "sky")
+
+
 def test_dark_master_not_normalised(tmp_path):
     build = build_master(MasterSpec(darks(tmp_path), options=CombineOptions(method="median")))
     assert abs(float(np.median(build.data)) - 500) < 3
