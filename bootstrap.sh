@@ -56,6 +56,9 @@ install_python_env() {
     "$VENV/bin/python" -m pip install -q -e '.[test]'
     echo "$want" > "$stamp"
   fi
+  # the C combine kernel, compiled once into ~/.cache/indical (else the first master pays it)
+  "$VENV/bin/python" -m indical.calib.combine.native >/dev/null \
+    || say "the C combine kernel was not built; masters will be combined with numba (slower)"
 }
 
 what=${1:-install}

@@ -13,6 +13,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     """INDI drivers and indical write under $HOME: keep every test away from the real one."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
+    # compiled helpers (the C combine kernel, the loopback shim) are built once per session,
+    # not once per test (each build takes a second or two)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
     yield
 
 

@@ -1,15 +1,17 @@
-"""Start-up of the combine engine in a fresh process: numba's BLAS probe (an import of
-scipy.linalg) is skipped while the kernels load, and numba is left as it was afterwards."""
+"""Start-up of the combine engine in a fresh process: with the C kernel numba is not imported
+at all; on the numba path its BLAS probe (an import of scipy.linalg) is skipped while the
+kernels load, and numba is left as it was afterwards."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 
-from indical.calib.combine import CombineInput, CombineOptions, combine_files
+from indical.calib.combine import CombineInput, CombineOptions, combine_files, native
 from indical.frame import FrameType
 from indical.testing.frames import write_synthetic
 
@@ -37,8 +39,23 @@ def test_fresh_process_skips_blas_probe_and_combines_the_same(tmp_path):
              for i in range(9)]
     out = tmp_path / "child.npy"
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(out), *map(str, paths)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, INDICAL_NATIVE="0"))
     assert proc.returncode == 0, proc.stderr
     assert "scipy.linalg imported: False" in proc.stdout
     here = combine_files(CombineInput(paths, CombineOptions(method="sigma"))).data
     np.testing.assert_array_equal(np.load(out), here)
+
+
+def test_engine_does_not_import_numba_on_the_native_path(tmp_path):
+    paths = [write_synthetic(tmp_path / f"b{i}.fits", FrameType.BIAS, shape=(9, 20), seed=i)
+             for i in range(5)]
+    native.load()  # built in this session's cache, which the child shares
+    child = ("import sys; from pathlib import Path\n"
+             "from indical.calib.combine import CombineInput, combine_files\n"
+             "combine_files(CombineInput([Path(p) for p in sys.argv[1:]]))\n"
+             "print('numba' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", child, *map(str, paths)], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, INDICAL_NATIVE="1"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"

@@ -1,31 +1,24 @@
-"""The streaming combine driver: frames stay memory-mapped on disk; row chunks sized to the
-memory limit are scaled (BZERO/BSCALE, minus a pedestal) into one cube and combined in
-parallel by the numba kernels. Each frame is read once; resident memory is the chunk cube, the
-output and (for flats) the precalibration image."""
+"""The streaming combine driver: frames stay on disk; rows are read block by block (or in
+chunks sized to the memory limit) and combined in parallel, by the C kernel (`native`) when it
+can be built here, else by the numba kernels. Each frame is read once; resident memory is the
+output, (for flats) the precalibration image and the blocks or chunk being combined."""
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from indical.calib.combine.kernels import (be_int16_to_float, combine_rows, combine_rows_be16,
-                                          sorting_network)
+from indical.calib.combine.network import cached_network
 from indical.calib.combine.options import CombineOptions
-from indical.calib.combine.startup import blas_probe_skipped
+from indical.calib.combine.plan import BE_INT16, CombinePlan
 from indical.calib.rawio import RawImage, open_raw
 from indical.errors import FitsError
 
 DEFAULT_MEMORY_LIMIT = 512 * 1024 * 1024
-_BE_INT16 = np.dtype(">i2")
-# Row blocks per chunk: a few per core, so a core slowed by other work does not hold up the rest.
-_N_BLOCKS = 4 * (os.cpu_count() or 1)
 _LEVEL_ROWS = 64
 
 
@@ -84,18 +77,6 @@ def measure_level(image: RawImage, precal: np.ndarray | None, pedestal: float) -
     return float(np.median(sample))
 
 
-@lru_cache(maxsize=8)
-def _network(n: int) -> np.ndarray:
-    return sorting_network(n)
-
-
-def chunk_rows(n_frames: int, width: int, height: int, itemsize: int, memory_limit: int) -> int:
-    """Rows per chunk so that the cube (frames x rows x width) stays within half the budget
-    (the rest holds the output, the precalibration image and the interpreter)."""
-    per_row = max(1, n_frames * width * itemsize)
-    return int(min(height, max(1, (memory_limit // 2) // per_row)))
-
-
 def combine_files(job: CombineInput, *,
                   progress: Callable[[int, int], None] | None = None) -> CombineResult:
     """Combine the frames of `job` into one float32 image. Raises FitsError naming a file that
@@ -127,68 +108,28 @@ def combine_files(job: CombineInput, *,
             scales = [1.0] * len(images)
 
         code, params = options.kernel_params()
-        network = _network(len(images))
-        params_arr = np.asarray(params, dtype=np.float64)
-        scales_arr = np.asarray(scales, dtype=np.float64)
         out = np.empty((height, width), dtype=np.float32)
         rejected = np.empty((height, width), dtype=np.uint16)
-        use_precal = job.precal_image is not None
-        precal = (np.ascontiguousarray(job.precal_image, dtype=np.float64) if use_precal
-                  else np.zeros((1, 1)))
-        # 16-bit frames (the usual case): the cube holds the stored bytes and the kernel
-        # converts them; otherwise the chunk is converted to `dtype` here first.
-        stored = (dtype == np.float32 and
-                  all(im.raw.dtype == _BE_INT16 and im.bscale == 1.0 for im in images))
-        itemsize = 2 if stored else dtype.itemsize
-        offsets = np.asarray([im.bzero - job.pedestal_adu for im in images], dtype=np.float64)
-        step = chunk_rows(len(images), width, height, itemsize, job.memory_limit_bytes)
-        step = -(-height // -(-height // step))  # same budget, chunks of (nearly) equal size
-        # one allocation for every chunk (each is a C-ordered view of its start): fresh
-        # memory costs a page fault per 4 KiB on first touch
-        space = np.empty(len(images) * step * width, dtype=np.uint16 if stored else dtype)
+        plan = CombinePlan(
+            images=images, dtype=dtype,
+            # 16-bit frames (the usual case): kernels convert the stored integers themselves
+            stored=(dtype == np.float32 and
+                    all(im.raw.dtype == BE_INT16 and im.bscale == 1.0 for im in images)),
+            offsets=np.asarray([im.bzero - job.pedestal_adu for im in images], dtype=np.float64),
+            pedestal_adu=job.pedestal_adu,
+            precal=(None if job.precal_image is None else
+                    np.ascontiguousarray(job.precal_image, dtype=np.float64)),
+            scales=np.asarray(scales, dtype=np.float64), code=code,
+            params=np.asarray(params, dtype=np.float64), network=cached_network(len(images)),
+            out=out, rejected=rejected, memory_limit_bytes=job.memory_limit_bytes)
+        from indical.calib.combine import native  # not at import: `python -m` runs it
 
-        def chunk(start: int, stop: int) -> np.ndarray:
-            return space[:len(images) * (stop - start) * width].reshape(len(images), -1, width)
-
-        def combine_chunk(cube: np.ndarray, start: int, stop: int) -> None:
-            chunk_precal = precal[start:stop] if use_precal else precal
-            if stored:
-                combine_rows_be16(cube, offsets, chunk_precal, use_precal, scales_arr, code,
-                                  params_arr, network, out[start:stop], rejected[start:stop],
-                                  _N_BLOCKS)
-            else:
-                combine_rows(cube, chunk_precal, use_precal, scales_arr, code, params_arr,
-                             network, out[start:stop], rejected[start:stop], _N_BLOCKS)
-
-        def load_kernel() -> None:  # an empty chunk: same argument types, no work
-            with blas_probe_skipped():
-                combine_chunk(chunk(0, 0), 0, 0)
-
-        # the kernel is loaded from numba's cache (~0.2 s in a fresh process) while the first
-        # chunk is copied (which releases the GIL)
-        with ThreadPoolExecutor(max_workers=1) as loader:
-            loading = loader.submit(load_kernel)
-            for start in range(0, height, step):
-                stop = min(height, start + step)
-                cube = chunk(start, stop)
-                for k, im in enumerate(images):
-                    block = im.raw[start:stop]
-                    target = cube[k]
-                    if stored:
-                        np.copyto(target, block.view(np.uint16))
-                    elif block.dtype == _BE_INT16 and im.bscale == 1.0:
-                        be_int16_to_float(block.view(np.uint16), float(offsets[k]), target)
-                    elif im.bscale != 1.0:
-                        np.multiply(block, im.bscale, out=target, casting="unsafe")
-                        target += im.bzero - job.pedestal_adu
-                    else:
-                        np.add(block, dtype.type(im.bzero - job.pedestal_adu), out=target,
-                               casting="unsafe")
-                    im.release(start, stop)
-                loading.result()  # at once after the first chunk; raises what loading raised
-                combine_chunk(cube, start, stop)
-                if progress is not None:
-                    progress(stop, height)
-        del cube, space
+        kernel = native.kernel() if code in native.METHODS else None
+        if kernel is not None:
+            from indical.calib.combine import run_native
+            run_native.run(plan, kernel, progress)
+        else:  # numba: imported only here (its import and cache loading take ~0.4 s)
+            from indical.calib.combine import run_numba
+            run_numba.run(plan, progress)
     return CombineResult(data=out, rejected=rejected if job.rejection_map else None,
                          options=options, levels_adu=levels, scales=scales)

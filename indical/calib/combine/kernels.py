@@ -247,24 +247,6 @@ def combine_pixel(v, n, work, work2, method, params):
     return _mean(v, count), n - count
 
 
-def sorting_network(n: int) -> np.ndarray:
-    """Comparator pairs (i, j), i < j, of Batcher's odd-even merge sort for n inputs. Applied
-    in order with min/max they sort any n values without a single branch, so a whole row of
-    pixel stacks is sorted with vector instructions."""
-    pairs = []
-    p = 1
-    while p < n:
-        k = p
-        while k >= 1:
-            for j in range(k % p, n - k, 2 * k):
-                for i in range(min(k, n - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-
-
 @njit(cache=True, nogil=True)
 def _window_median(v, lo, hi):
     cnt = hi - lo
@@ -583,18 +565,3 @@ def combine_rows_be16(raw, offsets, precal, use_precal, scales, method, params, 
             _fill_be16(raw, r, offsets, precal, use_precal, scales, buf)
             _reduce_row(buf, r, method, params, network, out, rejected, p1, p2, lo, hi,
                         settled, v, work, work2)
-
-
-@njit(cache=True, nogil=True)
-def be_int16_to_float(src, bzero, out):
-    """Big-endian 16-bit FITS integers (viewed as native uint16 bytes) plus BZERO -> out,
-    byte swap included. One thread: the work is page faults on the mapped file, and two
-    threads faulting on one address space wait for each other (measured 2x slower)."""
-    rows, cols = src.shape
-    for r in range(rows):
-        for c in range(cols):
-            u = np.int64(src[r, c])
-            u = ((u & 0xFF) << 8) | (u >> 8)
-            if u >= 32768:
-                u -= 65536
-            out[r, c] = u + bzero

@@ -1,0 +1,245 @@
+"""The C combine kernel against the numba kernels, bit for bit (values, NaN positions and
+rejection counts), for every method it covers, stack sizes 1 to 40, widths that are not whole
+tiles, ties, precalibration, flat scales and BZERO offsets; and its loader: no compiler means
+numba, a damaged cached library is rebuilt."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from indical.calib.combine import CombineInput, CombineOptions, combine_files, native
+from indical.calib.combine.kernels import combine_rows, combine_rows_be16
+from indical.calib.combine.network import sorting_network
+from indical.frame import FrameType
+from indical.testing.frames import write_synthetic
+
+# (method code, params): 0 sigma_low, 1 sigma_high, 2 use_median, 3 maxiters, 4 clip,
+# 5 percentile_low, 6 percentile_high
+CASES = [
+    ("mean", 0, [3, 3, 1, 5, 1, 0.2, 0.1]),
+    ("median", 1, [3, 3, 1, 5, 1, 0.2, 0.1]),
+    ("minmax", 2, [3, 3, 1, 5, 1, 0.2, 0.1]),
+    ("sigma-median-5", 3, [3.0, 3.0, 1, 5, 1, 0.2, 0.1]),
+    ("sigma-mean-1", 3, [2.0, 2.0, 0, 1, 1, 0.2, 0.1]),
+    ("sigma-median-none-asym", 3, [1.3, 2.6, 1, -1, 1, 0.2, 0.1]),
+    ("sigma-mean-none-tight", 3, [0.8, 1.1, 0, -1, 1, 0.2, 0.1]),
+    ("percentile", 6, [3, 3, 1, 5, 1, 0.01, 0.005]),
+]
+WIDTHS = [1, 127, 130]  # a tile is 128 columns
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    k = native.load()
+    assert k is not None
+    return k
+
+
+def stored_stack(rng, n, rows, width):
+    """Big-endian 16-bit integers as stored in FITS (viewed as uint16): noise, outliers, rows of
+    ties (few distinct values), a constant row, and the extremes of the type."""
+    data = rng.normal(0, 20, (n, rows, width))
+    hits = rng.random(data.shape)
+    data[hits < 0.05] += 3000
+    data[hits > 0.97] -= 800
+    data[:, 0] = rng.integers(-2, 2, (n, width))   # ties and exact bounds
+    data[:, 1] = 7                                  # constant stacks: std 0
+    data[:, 2, :1] = -32768
+    data[-1, 2, :1] = 32767
+    ints = np.clip(np.rint(data), -32768, 32767).astype(np.int16)
+    return ints.astype(">i2").view(np.uint16), ints
+
+
+def numba_be16(raw, offsets, precal, scales, code, params, net):
+    n, rows, width = raw.shape
+    out = np.empty((rows, width), np.float32)
+    rej = np.empty((rows, width), np.uint16)
+    use = precal is not None
+    combine_rows_be16(raw, offsets, precal if use else np.zeros((1, 1)), use, scales, code,
+                      params, net, out, rej, 3)
+    return out, rej
+
+
+def native_files(kernel, tmp_path, raw, offsets, precal, scales, code, params, net):
+    n, rows, width = raw.shape
+    fds, starts = [], []
+    for k in range(n):
+        path = tmp_path / f"frame{k}.raw"
+        header = 2880 * (1 + k % 2)
+        path.write_bytes(b"\0" * header + raw[k].tobytes())
+        fds.append(os.open(path, os.O_RDONLY))
+        starts.append(header)
+    fds_a = np.asarray(fds, np.int32)
+    starts_a = np.asarray(starts, np.int64)
+    out = np.full((rows, width), -1.0, np.float32)
+    rej = np.full((rows, width), 999, np.uint16)
+    use = precal is not None
+    pre = precal if use else np.zeros((1, 1))
+    work = np.empty(kernel.work_bytes(n) + kernel.read_bytes(n, width), np.uint8)
+    try:
+        for r0, r1 in ((0, 1), (1, rows)):  # two calls: row ranges start anywhere
+            failed = kernel.combine_be16_files(
+                fds_a.ctypes.data, starts_a.ctypes.data, offsets.ctypes.data, n, width, r0, r1,
+                pre.ctypes.data, int(use), scales.ctypes.data, code, params.ctypes.data,
+                net.ctypes.data, len(net), out.ctypes.data, rej.ctypes.data, work.ctypes.data)
+            assert failed == 0
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return out, rej
+
+
+def native_cube(kernel, cube, precal, scales, code, params, net):
+    n, rows, width = cube.shape
+    out = np.full((rows, width), -1.0, np.float32)
+    rej = np.full((rows, width), 999, np.uint16)
+    use = precal is not None
+    pre = precal if use else np.zeros((1, 1))
+    work = np.empty(kernel.work_bytes(n), np.uint8)
+    kernel.combine_cube(cube.ctypes.data, int(cube.dtype == np.float64), n, rows, width, 0, 0,
+                        rows, pre.ctypes.data, int(use), scales.ctypes.data, code,
+                        params.ctypes.data, net.ctypes.data, len(net), out.ctypes.data,
+                        rej.ctypes.data, work.ctypes.data)
+    return out, rej
+
+
+def assert_identical(a, b, what):
+    (out_a, rej_a), (out_b, rej_b) = a, b
+    assert np.array_equal(out_a, out_b, equal_nan=True), f"{what}: values differ"
+    assert np.array_equal(out_a.view(np.uint32)[~np.isnan(out_a)],
+                          out_b.view(np.uint32)[~np.isnan(out_b)]), f"{what}: bits differ"
+    assert np.array_equal(rej_a, rej_b), f"{what}: rejection counts differ"
+
+
+@pytest.mark.parametrize("name, code, params", CASES, ids=[c[0] for c in CASES])
+def test_native_identical_to_numba_for_1_to_40_frames(kernel, tmp_path, name, code, params):
+    rng = np.random.default_rng(code * 100 + len(name))
+    rows = 4
+    for n in range(1, 41):
+        width = WIDTHS[n % len(WIDTHS)]
+        raw, ints = stored_stack(rng, n, rows, width)
+        p = np.asarray(params, np.float64)
+        if code == 2:
+            p[4] = min(p[4] + n % 3, (n - 1) // 2)  # clip 0..2, never all frames
+        offsets = rng.choice([32768.0, 0.0, -17.0], n)
+        precal = rng.normal(3, 2, (rows, width)) if n % 2 else None
+        scales = rng.uniform(0.8, 1.25, n) if n % 3 == 0 else np.ones(n)
+        net = sorting_network(n)
+        expect = numba_be16(raw, offsets, precal, scales, code, p, net)
+        what = f"{name}, {n} frames, width {width}"
+        assert_identical(native_files(kernel, tmp_path, raw, offsets, precal, scales, code, p,
+                                      net), expect, what + " (16-bit files)")
+        physical = ints + offsets[:, None, None]
+        for dtype in (np.float32, np.float64):
+            cube = physical.astype(dtype)
+            out = np.empty((rows, width), np.float32)
+            rej = np.empty((rows, width), np.uint16)
+            use = precal is not None
+            combine_rows(cube, precal if use else np.zeros((1, 1)), use, scales, code, p, net,
+                         out, rej, 3)
+            assert_identical(native_cube(kernel, cube, precal, scales, code, p, net), (out, rej),
+                             f"{what} ({np.dtype(dtype).name} cube)")
+
+
+def test_native_identical_to_numba_with_nans_in_the_cube(kernel):
+    rng = np.random.default_rng(9)
+    cube = rng.normal(100, 5, (9, 3, 140))
+    cube[rng.random(cube.shape) < 0.05] = np.nan
+    cube[:, 0, :3] = np.nan
+    net = sorting_network(9)
+    scales = np.ones(9)
+    for _, code, params in CASES:
+        p = np.asarray(params, np.float64)
+        out = np.empty((3, 140), np.float32)
+        rej = np.empty((3, 140), np.uint16)
+        combine_rows(cube, np.zeros((1, 1)), False, scales, code, p, net, out, rej, 2)
+        assert_identical(native_cube(kernel, cube, None, scales, code, p, net), (out, rej),
+                         f"code {code} with NaNs")
+
+
+def _engine_results(paths, monkeypatch, job_kwargs, native_on):
+    monkeypatch.setenv("INDICAL_NATIVE", "1" if native_on else "0")
+    native.kernel.cache_clear()
+    try:
+        assert (native.kernel() is not None) == native_on
+        return combine_files(CombineInput(paths, rejection_map=True, **job_kwargs))
+    finally:
+        native.kernel.cache_clear()
+
+
+@pytest.mark.parametrize("job", [
+    dict(options=CombineOptions(method="sigma", maxiters=None), memory_limit_bytes=1 << 16),
+    dict(options=CombineOptions(method="sigma", center="mean"), normalise=True),
+    dict(options=CombineOptions(method="percentile"), pedestal_adu=100.5),   # float64 cube
+    dict(options=CombineOptions(method="median"), pedestal_adu=100.0, normalise=True),
+    dict(options=CombineOptions(method="minmax", clip=2), precal_image="ramp"),
+], ids=["sigma-chunks", "flats-scaled", "pedestal-f64", "median-flats", "minmax-precal"])
+def test_engine_paths_agree(tmp_path, monkeypatch, job):
+    paths = [write_synthetic(tmp_path / f"f{i}.fits", FrameType.FLAT, level_adu=9000 + 300 * i,
+                             shape=(37, 261), seed=i, noise_adu=40.0) for i in range(11)]
+    if job.get("precal_image") == "ramp":
+        job = dict(job, precal_image=np.linspace(0, 50, 37 * 261).reshape(37, 261))
+    a = _engine_results(paths, monkeypatch, job, native_on=True)
+    b = _engine_results(paths, monkeypatch, job, native_on=False)
+    assert_identical((a.data, a.rejected), (b.data, b.rejected), str(job))
+
+
+def test_no_compiler_falls_back_to_numba(tmp_path, monkeypatch):
+    paths = [write_synthetic(tmp_path / f"b{i}.fits", FrameType.BIAS, shape=(9, 20), seed=i)
+             for i in range(7)]
+    reference = _engine_results(paths, monkeypatch, {}, native_on=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("INDICAL_NATIVE", "1")
+    for cc, path in ((str(tmp_path / "no-such-cc"), os.environ["PATH"]),
+                     (None, str(tmp_path / "bin-without-compilers"))):
+        if cc is None:
+            monkeypatch.delenv("CC", raising=False)
+        else:
+            monkeypatch.setenv("CC", cc)
+        monkeypatch.setenv("PATH", path)
+        native.kernel.cache_clear()
+        try:
+            assert native.kernel() is None
+            with pytest.raises(native.NativeUnavailable, match="compiler"):
+                native.load()
+            result = combine_files(CombineInput(paths, rejection_map=True))
+        finally:
+            native.kernel.cache_clear()
+        assert_identical((result.data, result.rejected), (reference.data, reference.rejected),
+                         f"CC={cc} PATH={path}")
+
+
+def test_damaged_cached_library_is_rebuilt(tmp_path, monkeypatch):
+    built = native.load().path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("CC", raising=False)
+    target = native.cache_dir() / built.name
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(built, target)
+    size = target.stat().st_size
+    with open(target, "r+b") as fh:
+        fh.truncate(size // 3)  # as a full disk or a killed copy would leave it
+    assert native.load().path == target
+    assert target.stat().st_size > size // 3
+    rng = np.random.default_rng(1)
+    cube = rng.normal(0, 1, (5, 2, 9)).astype(np.float32)
+    net = sorting_network(5)
+    p = np.asarray(CASES[3][2], np.float64)
+    out, rej = native_cube(native.load(), cube, None, np.ones(5), 3, p, net)
+    assert np.isfinite(out).all() and rej.max() <= 5
+
+
+
+def test_truncated_library_is_never_handed_to_dlopen(tmp_path):
+    """dlopen maps a truncated library happily and the process dies of SIGBUS later."""
+    data = native.load().path.read_bytes()
+    copy = tmp_path / "lib.so"
+    copy.write_bytes(data)
+    assert native._elf_complete(copy)
+    for keep in (0, 10, 64, len(data) // 2, len(data) - 4096, len(data) - 1):
+        copy.write_bytes(data[:keep])
+        assert not native._elf_complete(copy), keep
