@@ -125,9 +125,13 @@ def test_native_identical_to_numba_for_1_to_40_frames(kernel, tmp_path, name, co
         p = np.asarray(params, np.float64)
         if code == 2:
             p[4] = min(p[4] + n % 3, (n - 1) // 2)  # clip 0..2, never all frames
-        offsets = rng.choice([32768.0, 0.0, -17.0], n)
+        # the same offset and scale for every frame (bias, darks) lets the kernel sort the
+        # stored integers; different ones (flats, mixed BZERO) take the general path
+        offsets = (rng.choice([32768.0, 0.0, -17.25], n) if n % 4 == 0 else
+                   np.full(n, rng.choice([32768.0, -17.25])))
         precal = rng.normal(3, 2, (rows, width)) if n % 2 else None
-        scales = rng.uniform(0.8, 1.25, n) if n % 3 == 0 else np.ones(n)
+        scales = (rng.uniform(0.8, 1.25, n) if n % 3 == 0 else
+                  np.full(n, 1.0 if n % 3 == 1 else 1.07))
         net = sorting_network(n)
         expect = numba_be16(raw, offsets, precal, scales, code, p, net)
         what = f"{name}, {n} frames, width {width}"
@@ -143,6 +147,23 @@ def test_native_identical_to_numba_for_1_to_40_frames(kernel, tmp_path, name, co
                          out, rej, 3)
             assert_identical(native_cube(kernel, cube, precal, scales, code, p, net), (out, rej),
                              f"{what} ({np.dtype(dtype).name} cube)")
+
+
+def test_native_identical_to_numba_with_nan_and_inf_precalibration(kernel, tmp_path):
+    """Non-finite precalibration values reach every frame of a pixel alike."""
+    rng = np.random.default_rng(4)
+    raw, _ = stored_stack(rng, 10, 3, 140)
+    precal = rng.normal(0, 3, (3, 140))
+    precal[0, :5] = np.nan
+    precal[1, :3] = np.inf
+    precal[2, :3] = -np.inf
+    net = sorting_network(10)
+    for offsets in (np.full(10, 32768.0), np.linspace(0, 9, 10)):
+        for _, code, params in CASES:
+            p = np.asarray(params, np.float64)
+            expect = numba_be16(raw, offsets, precal, np.ones(10), code, p, net)
+            got = native_files(kernel, tmp_path, raw, offsets, precal, np.ones(10), code, p, net)
+            assert_identical(got, expect, f"code {code}, offsets {offsets[:2]}")
 
 
 def test_native_identical_to_numba_with_nans_in_the_cube(kernel):
@@ -243,3 +264,55 @@ def test_truncated_library_is_never_handed_to_dlopen(tmp_path):
     for keep in (0, 10, 64, len(data) // 2, len(data) - 4096, len(data) - 1):
         copy.write_bytes(data[:keep])
         assert not native._elf_complete(copy), keep
+
+
+@pytest.mark.parametrize("shape, pedestal", [((64, 40), 0.0), ((65, 41), 100.0), ((3, 7), -5.0),
+                                             ((1, 1), 0.0)])
+def test_levels_read_by_the_kernel_equal_numpys(tmp_path, shape, pedestal):
+    """measure_level's C path (pread, histogram median) gives numpy's median exactly: odd and
+    even sample counts, negative stored values, a pedestal."""
+    from contextlib import ExitStack
+
+    from indical.calib.combine import engine
+    from indical.calib.rawio import open_raw
+
+    rng = np.random.default_rng(shape[0])
+    data = rng.integers(0, 65535, shape).astype(np.uint16)   # stored: int16 around BZERO
+    path = write_synthetic(tmp_path / "l.fits", FrameType.FLAT, data=data)
+    with ExitStack() as stack:
+        image = stack.enter_context(open_raw(path))
+        rows = np.unique(np.linspace(0, image.height - 1, min(64, image.height)).astype(int))
+        fast = engine._level_from_file(image, rows, pedestal)
+        assert fast is not None
+        sample = np.asarray(image.raw[rows, ::4], dtype=np.float64) * image.bscale + image.bzero
+        assert fast == float(np.median(sample - pedestal))
+        assert engine.measure_level(image, None, pedestal) == fast
+
+
+def test_a_short_file_is_reported_by_frame(kernel, tmp_path):
+    import ctypes
+    import errno
+
+    rng = np.random.default_rng(2)
+    raw, _ = stored_stack(rng, 3, 4, 20)
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"s{k}.raw")
+        paths[-1].write_bytes(raw[k].tobytes()[: (None if k != 1 else 100)])  # frame 1 is short
+    fds = np.asarray([os.open(p, os.O_RDONLY) for p in paths], np.int32)
+    try:
+        starts = np.zeros(3, np.int64)
+        offsets = np.zeros(3)
+        out = np.empty((4, 20), np.float32)
+        rej = np.empty((4, 20), np.uint16)
+        net = sorting_network(3)
+        p = np.asarray(CASES[3][2], np.float64)
+        work = np.empty(kernel.work_bytes(3) + kernel.read_bytes(3, 20), np.uint8)
+        failed = kernel.combine_be16_files(fds.ctypes.data, starts.ctypes.data, offsets.ctypes.data,
+                                           3, 20, 0, 4, 0, 0, np.ones(3).ctypes.data, 3,
+                                           p.ctypes.data, net.ctypes.data, len(net),
+                                           out.ctypes.data, rej.ctypes.data, work.ctypes.data)
+        assert failed == 2 and ctypes.get_errno() == errno.EIO
+    finally:
+        for fd in fds:
+            os.close(int(fd))

@@ -5,6 +5,9 @@ output, (for flats) the precalibration image and the blocks or chunk being combi
 
 from __future__ import annotations
 
+import ctypes
+import math
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,11 +73,44 @@ def measure_level(image: RawImage, precal: np.ndarray | None, pedestal: float) -
     column. Touches only those rows' pages; the median of ~50 000 samples is far more precise
     than any flat normalisation needs."""
     rows = np.unique(np.linspace(0, image.height - 1, min(_LEVEL_ROWS, image.height)).astype(int))
+    if precal is None:
+        level = _level_from_file(image, rows, pedestal)
+        if level is not None:
+            return level
     sample = np.asarray(image.raw[rows, ::4], dtype=np.float64) * image.bscale + image.bzero
     sample -= pedestal
     if precal is not None:
         sample -= precal[rows, ::4]
     return float(np.median(sample))
+
+
+def _level_from_file(image: RawImage, rows: np.ndarray, pedestal: float) -> float | None:
+    """measure_level's median, the same number, read by the C kernel with pread when the frame
+    is 16-bit integers in a plain file (faulting in the mapped rows cost more than the rest);
+    None when that does not apply here."""
+    from indical.calib.combine import native, run_native
+
+    offset = run_native.plain_file_offset(image)
+    if (offset is None or image.raw.dtype != BE_INT16 or image.bscale != 1.0
+            or not float(image.bzero).is_integer() or not float(pedestal).is_integer()):
+        return None
+    kernel = native.kernel()
+    if kernel is None:
+        return None
+    rows32 = np.ascontiguousarray(rows, dtype=np.int32)
+    try:
+        fd = os.open(image.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FitsError(image.path, f"can't open it again to read its pixels: {exc}") from exc
+    try:
+        level = kernel.level_be16(fd, offset, image.width, rows32.ctypes.data, rows32.size, 4,
+                                  float(image.bzero) - float(pedestal))
+        err = ctypes.get_errno()
+    finally:
+        os.close(fd)
+    if math.isnan(level):
+        raise FitsError(image.path, f"can't read its pixels ({os.strerror(err) if err else 'short read'})")
+    return level
 
 
 def combine_files(job: CombineInput, *,

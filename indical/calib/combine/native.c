@@ -19,6 +19,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,29 +41,39 @@ typedef struct {
 
 /* Per-call work space, carved from the caller's buffer (see ind_work_bytes). */
 typedef struct {
-    double *p1, *p2, *acc; /* (n + 1) x TILE prefix sums, TILE sums */
-    double *lo_f, *hi_f;   /* TILE window ends as doubles */
-    int32_t *lo, *hi;      /* TILE kept windows */
-    void *buf;             /* n x TILE values, float or double */
+    double *t1, *t2;            /* TILE: sum and sum of squares of each sorted stack */
+    double *lower, *upper, *tol; /* TILE: the first pass's bounds and rounding margin */
+    double *p1, *p2;            /* (n + 1) x TILE: prefix sums of the columns that need more passes */
+    int32_t *lo, *hi;           /* TILE: kept windows */
+    int32_t *cols, *wlo, *whi;  /* TILE: columns that need more passes, their windows */
+    int16_t *ibuf;              /* n x TILE stored integers */
+    void *buf;                  /* n x TILE values, float or double */
 } work_t;
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 static size_t work_bytes(int n) {
-    return align64((size_t)(n + 1) * TILE * sizeof(double)) * 2 + align64(TILE * sizeof(double)) * 3 +
-           align64(TILE * sizeof(int32_t)) * 2 + align64((size_t)n * TILE * sizeof(double));
+    return align64(TILE * sizeof(double)) * 5 + align64((size_t)(n + 1) * TILE * sizeof(double)) * 2 +
+           align64(TILE * sizeof(int32_t)) * 5 + align64((size_t)n * TILE * sizeof(int16_t)) +
+           align64((size_t)n * TILE * sizeof(double));
 }
 
 static work_t carve(void *space, int n) {
     work_t w;
     char *p = (char *)space;
+    w.t1 = (double *)p; p += align64(TILE * sizeof(double));
+    w.t2 = (double *)p; p += align64(TILE * sizeof(double));
+    w.lower = (double *)p; p += align64(TILE * sizeof(double));
+    w.upper = (double *)p; p += align64(TILE * sizeof(double));
+    w.tol = (double *)p; p += align64(TILE * sizeof(double));
     w.p1 = (double *)p; p += align64((size_t)(n + 1) * TILE * sizeof(double));
     w.p2 = (double *)p; p += align64((size_t)(n + 1) * TILE * sizeof(double));
-    w.acc = (double *)p; p += align64(TILE * sizeof(double));
-    w.lo_f = (double *)p; p += align64(TILE * sizeof(double));
-    w.hi_f = (double *)p; p += align64(TILE * sizeof(double));
     w.lo = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.hi = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
+    w.cols = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
+    w.wlo = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
+    w.whi = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
+    w.ibuf = (int16_t *)p; p += align64((size_t)n * TILE * sizeof(int16_t));
     w.buf = p;
     return w;
 }
@@ -88,34 +99,16 @@ typedef struct {
     const double *offsets;     /* BE16: BZERO - pedestal per frame */
 } source_t;
 
-/* Vector types for the loops gcc does not vectorise by itself: as wide as the target's
- * registers (generic vectors wider than the hardware's are lowered to scalar code). */
-#if defined(__AVX512F__)
-#define VW 8
-#elif defined(__AVX__)
-#define VW 4
-#else
-#define VW 2
-#endif
-typedef double vdf __attribute__((vector_size(VW * 8)));
-typedef int64_t vdi __attribute__((vector_size(VW * 8)));
-typedef float vsf __attribute__((vector_size(VW * 4)));
-
 #define NATIVE_T float
 #define FN(name) name##_f32
-#define LOADV(dst, src) do { vsf f_; memcpy(&f_, (src), sizeof f_); \
-                             dst = __builtin_convertvector(f_, vdf); } while (0)
 #include "native.c" /* this file again, for the per-type part */
 #undef FN
 #undef NATIVE_T
-#undef LOADV
 #define NATIVE_T double
 #define FN(name) name##_f64
-#define LOADV(dst, src) memcpy(&(dst), (src), sizeof(dst))
 #include "native.c" /* this file again, for the per-type part */
 #undef FN
 #undef NATIVE_T
-#undef LOADV
 
 int ind_abi_version(void) { return ABI_VERSION; }
 
@@ -129,11 +122,44 @@ int64_t ind_read_bytes(int n, int width) {
     return (int64_t)align64((size_t)n * READ_ROWS * (size_t)width * sizeof(uint16_t));
 }
 
+/* True when every frame has the same offset and the same positive scale: the value a kernel
+ * sees is then one non-decreasing function of the stored integer (per pixel: the same
+ * precalibration value for every frame), so sorting the integers and converting afterwards
+ * gives exactly the sorted values, and 16-bit comparisons do twice the work per instruction.
+ * (Equal values convert to the same bits: no -0.0 arises from an integer plus offsets.) */
+static int uniform_16bit(const source_t *src, int n, const double *scales) {
+    if (src->kind != SRC_BE16) return 0;
+    for (int k = 1; k < n; k++)
+        if (src->offsets[k] != src->offsets[0] || scales[k] != scales[0]) return 0;
+    return n > 0 && scales[0] > 0.0 && isfinite(scales[0]) && isfinite(src->offsets[0]);
+}
+
+/* Tile columns [c0, c0 + tw) of source row `row` as native int16, sorted per column. */
+static void sorted_int16_tile(const source_t *src, int n, int row, int c0, int tw,
+                              const int64_t *network, int npairs, int16_t *ibuf) {
+    for (int k = 0; k < n; k++) {
+        const uint16_t *s = (const uint16_t *)src->frames[k] + (int64_t)row * src->row_stride + c0;
+        int16_t *b = ibuf + (size_t)k * TILE;
+        for (int c = 0; c < tw; c++) b[c] = (int16_t)(uint16_t)((s[c] << 8) | (s[c] >> 8));
+        for (int c = tw; c < TILE; c++) b[c] = 0;
+    }
+    for (int m = 0; m < npairs; m++) {
+        int16_t *restrict a = ibuf + (size_t)network[2 * m] * TILE;
+        int16_t *restrict b = ibuf + (size_t)network[2 * m + 1] * TILE;
+        for (int c = 0; c < TILE; c++) {
+            int16_t x = a[c], y = b[c];
+            a[c] = y < x ? y : x;
+            b[c] = y > x ? y : x;
+        }
+    }
+}
+
 static void process_rows(const source_t *src, int n, int width, int src_row0, int r0, int r1,
                          const double *precal, int use_precal, const double *scales,
                          const params_t *q, const int64_t *network, int npairs, float *out,
                          uint16_t *rejected, void *work) {
     work_t w = carve(work, n);
+    int sort_ints = q->method != MEAN && uniform_16bit(src, n, scales);
     for (int r = r0; r < r1; r++) {
         for (int c0 = 0; c0 < width; c0 += TILE) {
             int tw = width - c0 < TILE ? width - c0 : TILE;
@@ -142,10 +168,14 @@ static void process_rows(const source_t *src, int n, int width, int src_row0, in
             uint16_t *rj = rejected + (int64_t)r * width + c0;
             if (src->kind == SRC_F64) {
                 fill_f64(src, n, r - src_row0, c0, tw, pre, scales, (double *)w.buf);
-                reduce_tile_f64((double *)w.buf, n, tw, q, network, npairs, &w, o, rj);
+                reduce_tile_f64((double *)w.buf, n, tw, q, network, npairs, 0, &w, o, rj);
+            } else if (sort_ints) {
+                sorted_int16_tile(src, n, r - src_row0, c0, tw, network, npairs, w.ibuf);
+                convert_int16_f32(w.ibuf, n, src->offsets[0], scales[0], pre, (float *)w.buf);
+                reduce_tile_f32((float *)w.buf, n, tw, q, network, npairs, 1, &w, o, rj);
             } else {
                 fill_f32(src, n, r - src_row0, c0, tw, pre, scales, (float *)w.buf);
-                reduce_tile_f32((float *)w.buf, n, tw, q, network, npairs, &w, o, rj);
+                reduce_tile_f32((float *)w.buf, n, tw, q, network, npairs, 0, &w, o, rj);
             }
         }
     }
@@ -215,6 +245,64 @@ int ind_combine_be16_files(const int *fds, const int64_t *data_offsets, const do
     return 0;
 }
 
+/* The level of a 16-bit frame as engine.measure_level defines it: the median of the stored
+ * integers on rows[0..nrows), every step-th column from 0, plus offset (BZERO - pedestal; the
+ * mean of the two middle values for an even count). Reads the rows with pread. NaN when
+ * reading fails (errno says why) or memory is short. */
+double ind_level_be16(int fd, int64_t data_offset, int width, const int32_t *rows, int nrows,
+                      int step, double offset) {
+    int64_t per_row = (width + step - 1) / step, count = per_row * nrows;
+    uint16_t *row = malloc((size_t)width * sizeof(uint16_t));
+    int32_t *sample = malloc((size_t)(count > 0 ? count : 1) * sizeof(int32_t));
+    double level = NAN;
+    if (!row || !sample || count == 0) {
+        if (count != 0) errno = ENOMEM;
+        goto done;
+    }
+    int64_t m = 0;
+    for (int i = 0; i < nrows; i++) {
+        if (read_fully(fd, (char *)row, (size_t)width * sizeof(uint16_t),
+                       data_offset + (int64_t)rows[i] * width * (int64_t)sizeof(uint16_t)) != 0)
+            goto done;
+        for (int c = 0; c < width; c += step)
+            sample[m++] = (int16_t)(uint16_t)((row[c] << 8) | (row[c] >> 8));
+    }
+    /* the two middle values (equal for an odd count), counted in a histogram */
+    int32_t lo_v = sample[0], hi_v = sample[0];
+    for (int64_t i = 1; i < count; i++) {
+        lo_v = sample[i] < lo_v ? sample[i] : lo_v;
+        hi_v = sample[i] > hi_v ? sample[i] : hi_v;
+    }
+    int64_t k = count / 2, below = 0;
+    int32_t lower = lo_v, upper = lo_v;
+    uint32_t *hist = calloc((size_t)(hi_v - lo_v) + 1, sizeof(uint32_t));
+    if (!hist) {
+        errno = ENOMEM;
+        goto done;
+    }
+    for (int64_t i = 0; i < count; i++) hist[sample[i] - lo_v]++;
+    for (int32_t v = lo_v; v <= hi_v; v++) {
+        int64_t h = hist[v - lo_v];
+        if (h == 0) continue;
+        if (below <= k - 1 && k - 1 < below + h) lower = v; /* value of sorted[k - 1] */
+        if (below <= k && k < below + h) {                   /* value of sorted[k] */
+            upper = v;
+            break;
+        }
+        below += h;
+    }
+    free(hist);
+    if (count % 2 == 1) {
+        level = (double)upper + offset;
+    } else {
+        level = (((double)lower + offset) + ((double)upper + offset)) / 2.0;
+    }
+done:
+    free(row);
+    free(sample);
+    return level;
+}
+
 #else /* ------------------------------------------- per value type (float, double) part */
 
 /* Tile columns [c0, c0 + tw) of source row `row` into buf (frames x TILE): precalibrated and
@@ -252,6 +340,21 @@ static void FN(fill)(const source_t *src, int n, int row, int c0, int tw, const 
     }
 }
 
+/* Sorted native int16 stacks to values, as fill does it for each (same offset and scale). */
+__attribute__((unused)) /* float64 tiles never come from 16-bit frames */
+static void FN(convert_int16)(const int16_t *ibuf, int n, double off, double sk,
+                              const double *pre, NATIVE_T *buf) {
+    for (int k = 0; k < n; k++) {
+        const int16_t *restrict s = ibuf + (size_t)k * TILE;
+        NATIVE_T *restrict b = buf + (size_t)k * TILE;
+        if (pre) {
+            for (int c = 0; c < TILE; c++) b[c] = (NATIVE_T)(((double)s[c] + off - pre[c]) * sk);
+        } else {
+            for (int c = 0; c < TILE; c++) b[c] = (NATIVE_T)(((double)s[c] + off) * sk);
+        }
+    }
+}
+
 /* numba's min(a, b) is `b < a ? b : a`, max(a, b) `b > a ? b : a`: the same selects here,
  * so even NaNs and signed zeros land where the numba kernel puts them. */
 static void FN(sort_tile)(NATIVE_T *buf, const int64_t *network, int npairs) {
@@ -272,47 +375,52 @@ static double FN(median)(const NATIVE_T *buf, int c, int lo, int hi) {
     return 0.5 * ((double)buf[(size_t)(mid - 1) * TILE + c] + (double)buf[(size_t)mid * TILE + c]);
 }
 
-/* Sum of each column's window buf[lo:hi] in frame order (as a loop from lo to hi adds), taken
- * frame by frame across the tile so the loads are contiguous. */
-static void FN(window_sums)(const NATIVE_T *buf, int n, const int32_t *lo, const int32_t *hi,
-                            double *restrict acc, double *restrict lo_f, double *restrict hi_f) {
-    for (int c = 0; c < TILE; c++) {
-        lo_f[c] = lo[c];
-        hi_f[c] = hi[c];
-    }
-    /* written with vector types: gcc does not vectorise the masked sum by itself. Outside the
-     * window the mask adds +0.0, which changes nothing (a sum that starts at +0.0 is never
-     * -0.0), so each column's sum is its window's, added in frame order. */
-    for (int c = 0; c < TILE; c += VW) {
-        vdf zero = {0.0}, sum = zero, wlo, whi;
-        memcpy(&wlo, lo_f + c, sizeof wlo);
-        memcpy(&whi, hi_f + c, sizeof whi);
-        for (int k = 0; k < n; k++) {
-            vdf kv = zero + (double)k, x;
-            LOADV(x, buf + (size_t)k * TILE + c);
-            vdi inside = (wlo <= kv) & (kv < whi);
-            sum += (vdf)((vdi)x & inside);
-        }
-        memcpy(acc + c, &sum, sizeof sum);
+/* Each column's median of the whole sorted stack, for the tile at once. */
+static void FN(medians)(const NATIVE_T *buf, int n, double *restrict med) {
+    const NATIVE_T *b = buf + (size_t)(n / 2) * TILE;
+    if (n % 2 == 1) {
+        for (int c = 0; c < TILE; c++) med[c] = (double)b[c];
+    } else {
+        const NATIVE_T *a = b - TILE;
+        for (int c = 0; c < TILE; c++) med[c] = 0.5 * ((double)a[c] + (double)b[c]);
     }
 }
 
-/* Sum of frames [k0, k1) of every column, in frame order. */
-static void FN(range_sums)(const NATIVE_T *buf, int k0, int k1, double *restrict acc) {
-    for (int c = 0; c < TILE; c++) acc[c] = 0.0;
+/* Sum of frames [k0, k1) of every column in frame order (with t2: and of the squares). */
+static void FN(range_sums)(const NATIVE_T *buf, int k0, int k1, double *restrict t1,
+                           double *restrict t2) {
+    for (int c = 0; c < TILE; c++) t1[c] = 0.0;
+    if (t2) {
+        for (int c = 0; c < TILE; c++) t2[c] = 0.0;
+        for (int k = k0; k < k1; k++) {
+            const NATIVE_T *restrict b = buf + (size_t)k * TILE;
+            for (int c = 0; c < TILE; c++) {
+                double x = (double)b[c];
+                t1[c] += x;
+                t2[c] += x * x;
+            }
+        }
+        return;
+    }
     for (int k = k0; k < k1; k++) {
         const NATIVE_T *restrict b = buf + (size_t)k * TILE;
-        for (int c = 0; c < TILE; c++) acc[c] += (double)b[c];
+        for (int c = 0; c < TILE; c++) t1[c] += (double)b[c];
     }
+}
+
+/* Column c's sum over its window, added from lo up (as kernels._window_mean and the numba
+ * sigma kernel's frame-by-frame sums do). */
+static double FN(window_sum)(const NATIVE_T *buf, int c, int lo, int hi) {
+    double s = 0.0;
+    for (int k = lo; k < hi; k++) s += (double)buf[(size_t)k * TILE + c];
+    return s;
 }
 
 /* astropy's two-pass mean and population std over the window, and the clipping bounds. */
 static void FN(exact_bounds)(const NATIVE_T *buf, int c, int lo, int hi, const params_t *q,
                              double *lower, double *upper) {
     int cnt = hi - lo;
-    double s = 0.0;
-    for (int k = lo; k < hi; k++) s += (double)buf[(size_t)k * TILE + c];
-    double mean = s / cnt;
+    double mean = FN(window_sum)(buf, c, lo, hi) / cnt;
     double ss = 0.0;
     for (int k = lo; k < hi; k++) {
         double d = mean - (double)buf[(size_t)k * TILE + c];
@@ -324,124 +432,195 @@ static void FN(exact_bounds)(const NATIVE_T *buf, int c, int lo, int hi, const p
     *upper = cen + q->sigma_high * std;
 }
 
-/* kernels._sigma_row for one column: prefix sums give each pass's mean and deviation; where a
- * value lies within rounding distance of a bound, astropy's exact bounds decide. */
-static void FN(sigma_column)(const NATIVE_T *buf, int n, int c, const double *p1,
-                             const double *p2, const params_t *q, int32_t *lo_out,
-                             int32_t *hi_out) {
+/* One pass of kernels._sigma_row for column c with window [*a, *b) and the bounds this pass
+ * computed: the new window, where a value lies within `tol` of a bound decided by astropy's
+ * exact bounds. Returns whether the window changed. */
+static int FN(sigma_pass)(const NATIVE_T *buf, int c, const params_t *q, double lower,
+                          double upper, double tol, int *a_io, int *b_io) {
 #define V(k) ((double)buf[(size_t)(k) * TILE + c])
 #define NEAR(x, bound) (fabs((x) - (bound)) <= tol)
-    int a = 0, b = n;
-    int64_t iteration = 0;
-    double sl = q->sigma_low, sh = q->sigma_high;
-    for (;;) {
-        int cnt = b - a;
-        double mean = (p1[(size_t)b * TILE + c] - p1[(size_t)a * TILE + c]) / cnt;
-        double var = (p2[(size_t)b * TILE + c] - p2[(size_t)a * TILE + c]) / cnt - mean * mean;
-        double std = var > 0.0 ? sqrt(var) : 0.0;
-        double cen = q->use_median ? FN(median)(buf, c, a, b) : mean;
-        double lower = cen - sl * std;
-        double upper = cen + sh * std;
-        double tol = 1e-9 * (fabs(cen) + fabs(mean) + std * (sl + sh) + 1.0);
-        int risky = NEAR(V(a), lower) || NEAR(V(b - 1), upper);
-        int new_lo = a;
+    int a = *a_io, b = *b_io;
+    int risky = NEAR(V(a), lower) || NEAR(V(b - 1), upper);
+    int new_lo = a;
+    while (new_lo < b && V(new_lo) < lower) new_lo++;
+    int new_hi = b;
+    while (new_hi > new_lo && V(new_hi - 1) > upper) new_hi--;
+    if (new_lo < b && NEAR(V(new_lo), lower)) risky = 1;
+    if (new_lo > a && NEAR(V(new_lo - 1), lower)) risky = 1;
+    if (new_hi > new_lo && NEAR(V(new_hi - 1), upper)) risky = 1;
+    if (new_hi < b && NEAR(V(new_hi), upper)) risky = 1;
+    if (risky) {
+        FN(exact_bounds)(buf, c, a, b, q, &lower, &upper);
+        new_lo = a;
         while (new_lo < b && V(new_lo) < lower) new_lo++;
-        int new_hi = b;
+        new_hi = b;
         while (new_hi > new_lo && V(new_hi - 1) > upper) new_hi--;
-        if (new_lo < b && NEAR(V(new_lo), lower)) risky = 1;
-        if (new_lo > a && NEAR(V(new_lo - 1), lower)) risky = 1;
-        if (new_hi > new_lo && NEAR(V(new_hi - 1), upper)) risky = 1;
-        if (new_hi < b && NEAR(V(new_hi), upper)) risky = 1;
-        if (risky) {
-            FN(exact_bounds)(buf, c, a, b, q, &lower, &upper);
-            new_lo = a;
-            while (new_lo < b && V(new_lo) < lower) new_lo++;
-            new_hi = b;
-            while (new_hi > new_lo && V(new_hi - 1) > upper) new_hi--;
-        }
-        if (new_lo == a && new_hi == b) break; /* settled: astropy stops here too */
-        a = new_lo;
-        b = new_hi;
-        iteration++;
-        if (b == a || (q->maxiters != -1 && iteration >= q->maxiters)) break;
     }
-    *lo_out = a;
-    *hi_out = b;
+    *a_io = new_lo;
+    *b_io = new_hi;
+    return new_lo != a || new_hi != b;
 #undef V
 #undef NEAR
 }
 
+/* The bounds of a pass over window [a, b) from prefix sums, as kernels._sigma_row computes
+ * them (one-pass variance; tol is how far its rounding could move a bound). */
+static void FN(pass_bounds)(double s1, double s2, int cnt, double median, const params_t *q,
+                            double *lower, double *upper, double *tol) {
+    double mean = s1 / cnt;
+    double var = s2 / cnt - mean * mean;
+    double std = var > 0.0 ? sqrt(var) : 0.0;
+    double cen = q->use_median ? median : mean;
+    *lower = cen - q->sigma_low * std;
+    *upper = cen + q->sigma_high * std;
+    *tol = 1e-9 * (fabs(cen) + fabs(mean) + std * (q->sigma_low + q->sigma_high) + 1.0);
+}
+
+/* Sigma clipping of a sorted tile. The first pass (the whole stack) is computed for all
+ * columns at once from the stacks' sums; most pixels keep every value and stop there. The
+ * columns whose window moved get their prefix sums (computed together: independent chains
+ * overlap) and continue one by one, pass by pass, exactly as kernels._sigma_row does (which
+ * stops each pixel where astropy would). */
+static void FN(sigma_tile)(const NATIVE_T *buf, int n, int tw, const params_t *q, work_t *w,
+                           float *out, uint16_t *rejected) {
+    double *restrict t1 = w->t1, *restrict t2 = w->t2, *restrict lower = w->lower;
+    double *restrict upper = w->upper, *restrict tol = w->tol;
+    const double sl = q->sigma_low, sh = q->sigma_high;
+    const int use_median = q->use_median;
+    const int64_t maxiters = q->maxiters;
+    FN(range_sums)(buf, 0, n, t1, t2);
+    FN(medians)(buf, n, lower); /* lower holds the medians until the bounds replace them */
+    for (int c = 0; c < TILE; c++) {
+        double mean = t1[c] / n;
+        double var = t2[c] / n - mean * mean;
+        double std = var > 0.0 ? sqrt(var) : 0.0;
+        double cen = use_median ? lower[c] : mean;
+        lower[c] = cen - sl * std;
+        upper[c] = cen + sh * std;
+        tol[c] = 1e-9 * (fabs(cen) + fabs(mean) + std * (sl + sh) + 1.0);
+    }
+    /* pass 1 for the usual pixel, all columns at once: nothing below or above the bounds and
+     * no end value within rounding distance of one (then sigma_pass keeps the window too) */
+    const NATIVE_T *first = buf, *last = buf + (size_t)(n - 1) * TILE;
+    int32_t *settled = w->lo;
+    for (int c = 0; c < TILE; c++) {
+        double v0 = (double)first[c], v1 = (double)last[c];
+        settled[c] = !(v0 < lower[c]) & !(v1 > upper[c]) & !(fabs(v0 - lower[c]) <= tol[c]) &
+                     !(fabs(v1 - upper[c]) <= tol[c]);
+    }
+    for (int c = 0; c < tw; c++) {
+        out[c] = (float)(t1[c] / n);
+        rejected[c] = 0;
+    }
+    /* the other columns: pass 1 one by one; the windows that moved are finished below */
+    int32_t *cols = w->cols, *wlo = w->wlo, *whi = w->whi; /* deep column j and its window */
+    int deep = 0;
+    for (int c = 0; c < tw; c++) {
+        int a = 0, b = n;
+        if (settled[c] || !FN(sigma_pass)(buf, c, q, lower[c], upper[c], tol[c], &a, &b))
+            continue;
+        cols[deep] = c;
+        wlo[deep] = a;
+        whi[deep] = b;
+        deep++;
+    }
+    if (deep == 0) return;
+    /* prefix sums of the deep columns, side by side: P[k * deep + j] */
+    double *restrict p1 = w->p1, *restrict p2 = w->p2;
+    for (int j = 0; j < deep; j++) p1[j] = p2[j] = 0.0;
+    for (int k = 0; k < n; k++) {
+        const NATIVE_T *row = buf + (size_t)k * TILE;
+        const double *s1 = p1 + (size_t)k * deep, *s2 = p2 + (size_t)k * deep;
+        double *d1 = p1 + (size_t)(k + 1) * deep, *d2 = p2 + (size_t)(k + 1) * deep;
+        for (int j = 0; j < deep; j++) {
+            double x = (double)row[cols[j]];
+            d1[j] = s1[j] + x;
+            d2[j] = s2[j] + x * x;
+        }
+    }
+    for (int j = 0; j < deep; j++) {
+        int c = cols[j], a = wlo[j], b = whi[j];
+        int64_t iteration = 1;
+        if (b > a && (maxiters == -1 || iteration < maxiters)) {
+            for (;;) {
+                double lo_b, hi_b, t;
+                FN(pass_bounds)(p1[(size_t)b * deep + j] - p1[(size_t)a * deep + j],
+                                p2[(size_t)b * deep + j] - p2[(size_t)a * deep + j], b - a,
+                                use_median ? FN(median)(buf, c, a, b) : 0.0, q, &lo_b, &hi_b, &t);
+                if (!FN(sigma_pass)(buf, c, q, lo_b, hi_b, t, &a, &b)) break;
+                iteration++;
+                if (b == a || (maxiters != -1 && iteration >= maxiters)) break;
+            }
+        }
+        wlo[j] = a;
+        whi[j] = b;
+    }
+    /* the kept windows' sums, side by side again (t1 is free now) */
+    for (int j = 0; j < deep; j++) t1[j] = 0.0;
+    for (int k = 0; k < n; k++) {
+        const NATIVE_T *row = buf + (size_t)k * TILE;
+        for (int j = 0; j < deep; j++) {
+            double x = (double)row[cols[j]];
+            t1[j] += (wlo[j] <= k && k < whi[j]) ? x : 0.0; /* +0.0 outside: a sum from +0.0 is never -0.0 */
+        }
+    }
+    for (int j = 0; j < deep; j++) {
+        int c = cols[j], cnt = whi[j] - wlo[j];
+        out[c] = cnt == 0 ? NAN : (float)(t1[j] / cnt);
+        rejected[c] = (uint16_t)(n - cnt);
+    }
+}
+
 static void FN(reduce_tile)(NATIVE_T *buf, int n, int tw, const params_t *q,
-                            const int64_t *network, int npairs, work_t *w, float *out,
-                            uint16_t *rejected) {
-    double *acc = w->acc;
-    int32_t *lo = w->lo, *hi = w->hi;
-    for (int c = tw; c < TILE; c++) lo[c] = hi[c] = 0; /* padding */
+                            const int64_t *network, int npairs, int sorted, work_t *w,
+                            float *out, uint16_t *rejected) {
+    double *t1 = w->t1;
     if (q->method == MEAN) {
-        FN(range_sums)(buf, 0, n, acc);
+        FN(range_sums)(buf, 0, n, t1, NULL);
         for (int c = 0; c < tw; c++) {
-            out[c] = (float)(acc[c] / n);
+            out[c] = (float)(t1[c] / n);
             rejected[c] = 0;
         }
         return;
     }
-    FN(sort_tile)(buf, network, npairs);
+    if (!sorted) FN(sort_tile)(buf, network, npairs);
     if (q->method == MEDIAN) {
+        FN(medians)(buf, n, t1);
         for (int c = 0; c < tw; c++) {
-            out[c] = (float)FN(median)(buf, c, 0, n);
+            out[c] = (float)t1[c];
             rejected[c] = 0;
         }
         return;
     }
     if (q->method == MINMAX) {
         int k = (int)q->clip;
-        FN(range_sums)(buf, k, n - k, acc);
+        FN(range_sums)(buf, k, n - k, t1, NULL);
         for (int c = 0; c < tw; c++) {
-            out[c] = (float)(acc[c] / (n - 2 * k));
+            out[c] = (float)(t1[c] / (n - 2 * k));
             rejected[c] = (uint16_t)(2 * k);
         }
         return;
     }
     if (q->method == SIGMA) {
-        double *p1 = w->p1, *p2 = w->p2;
-        for (int c = 0; c < TILE; c++) { p1[c] = 0.0; p2[c] = 0.0; }
-        for (int k = 0; k < n; k++) {
-            const NATIVE_T *b = buf + (size_t)k * TILE;
-            const double *s1 = p1 + (size_t)k * TILE, *s2 = p2 + (size_t)k * TILE;
-            double *d1 = p1 + (size_t)(k + 1) * TILE, *d2 = p2 + (size_t)(k + 1) * TILE;
-            for (int c = 0; c < TILE; c++) {
-                double x = (double)b[c];
-                d1[c] = s1[c] + x;
-                d2[c] = s2[c] + x * x;
-            }
-        }
-        for (int c = 0; c < tw; c++) FN(sigma_column)(buf, n, c, p1, p2, q, &lo[c], &hi[c]);
-        FN(window_sums)(buf, n, lo, hi, acc, w->lo_f, w->hi_f);
-        for (int c = 0; c < tw; c++) {
-            int cnt = hi[c] - lo[c];
-            out[c] = cnt == 0 ? NAN : (float)(acc[c] / cnt);
-            rejected[c] = (uint16_t)(n - cnt);
-        }
+        FN(sigma_tile)(buf, n, tw, q, w, out, rejected);
         return;
     }
     /* PERCENTILE: drop values more than a fraction of the median away from it */
-    double *med = w->p1;
-    for (int c = 0; c < tw; c++) {
-        double m = FN(median)(buf, c, 0, n);
-        double lower = m - q->pct_low * fabs(m);
-        double upper = m + q->pct_high * fabs(m);
-        int a = 0;
-        while (a < n && (double)buf[(size_t)a * TILE + c] < lower) a++;
-        int b = n;
-        while (b > a && (double)buf[(size_t)(b - 1) * TILE + c] > upper) b--;
-        lo[c] = a;
-        hi[c] = b;
-        med[c] = m;
+    double *med = w->t2, *lower = w->lower, *upper = w->upper;
+    FN(range_sums)(buf, 0, n, t1, NULL);
+    FN(medians)(buf, n, med);
+    for (int c = 0; c < TILE; c++) {
+        lower[c] = med[c] - q->pct_low * fabs(med[c]);
+        upper[c] = med[c] + q->pct_high * fabs(med[c]);
     }
-    FN(window_sums)(buf, n, lo, hi, acc, w->lo_f, w->hi_f);
     for (int c = 0; c < tw; c++) {
-        int cnt = hi[c] - lo[c];
-        out[c] = cnt == 0 ? (float)med[c] : (float)(acc[c] / cnt);
+        int a = 0;
+        while (a < n && (double)buf[(size_t)a * TILE + c] < lower[c]) a++;
+        int b = n;
+        while (b > a && (double)buf[(size_t)(b - 1) * TILE + c] > upper[c]) b--;
+        int cnt = b - a;
+        double sum = (a == 0 && b == n) ? t1[c] : FN(window_sum)(buf, c, a, b);
+        out[c] = cnt == 0 ? (float)med[c] : (float)(sum / cnt);
         rejected[c] = (uint16_t)(n - cnt);
     }
 }

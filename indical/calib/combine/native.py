@@ -175,10 +175,13 @@ class NativeKernel:
         lib.ind_combine_be16_files.argtypes = [_p, _p, _p, _i, _i, _i, _i, _p, _i, _p, _i, _p,
                                                _p, _i, _p, _p, _p]
         lib.ind_combine_be16_files.restype = _i
+        lib.ind_level_be16.argtypes = [_i, _i64, _i, _p, _i, _i, ctypes.c_double]
+        lib.ind_level_be16.restype = ctypes.c_double
         self.work_bytes = lib.ind_work_bytes
         self.read_bytes = lib.ind_read_bytes
         self.combine_cube = lib.ind_combine_cube
         self.combine_be16_files = lib.ind_combine_be16_files
+        self.level_be16 = lib.ind_level_be16
 
 
 def _load_or_build(compiler: list[str], arch: tuple[str, ...]) -> NativeKernel:

@@ -20,6 +20,7 @@ import numpy as np
 
 from indical.calib.combine.native import NativeKernel
 from indical.calib.combine.plan import CombinePlan, Progress, convert_rows, even_chunk_rows
+from indical.calib.rawio import RawImage
 from indical.errors import FitsError
 
 _TASKS_PER_WORKER = 8  # blocks per thread: short enough to balance, long enough to not matter
@@ -29,7 +30,7 @@ def _workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _plain_file_offset(image) -> int | None:
+def plain_file_offset(image: RawImage) -> int | None:
     """Byte offset of the image's data in its file when it is read straight from the file
     (not a decompressed scratch copy), else None."""
     if getattr(image, "_mm", None) is None:
@@ -72,7 +73,7 @@ def _run_blocks(task: Callable[[int, int, np.ndarray], None], start: int, stop: 
 def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> None:
     """Fill plan.out and plan.rejected with the C kernel."""
     n, height, width = len(plan.images), plan.height, plan.width
-    offsets = [_plain_file_offset(im) for im in plan.images]
+    offsets = [plain_file_offset(im) for im in plan.images]
     from_files = plan.stored and all(o is not None for o in offsets)
     use_precal = plan.precal is not None
     precal = plan.precal if use_precal else np.zeros((1, 1))
