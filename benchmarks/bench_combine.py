@@ -42,6 +42,18 @@ _CHILD = textwrap.dedent("""
     print(json.dumps({"compute_s": time.perf_counter() - t0}))
 """)
 
+# combine_files alone, timed inside a fresh process (imports excluded, the kernel's loading
+# included), with the C kernel or, INDICAL_NATIVE=0, with numba's
+_ENGINE_CHILD = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from indical.calib.combine import CombineInput, CombineOptions, combine_files
+    method, files = sys.argv[1], [Path(p) for p in sys.argv[2:]]
+    t0 = time.perf_counter()
+    combine_files(CombineInput(files, CombineOptions(method=method)))
+    print(json.dumps({"combine_s": time.perf_counter() - t0}))
+""")
+
 _INDICAL = {
     "indical-sigma": ["--combine", "sigma", "--sigma-low", "3", "--sigma-high", "3",
                       "--center", "median", "--maxiters", "5"],
@@ -116,6 +128,18 @@ def run_case(case: str, files: list[Path], out: Path) -> dict:
     return result
 
 
+def engine_time(method: str, files: list[Path], native: bool, repeat: int) -> float:
+    """Median over `repeat` fresh processes of combine_files' own time."""
+    env = dict(os.environ, INDICAL_NATIVE="1" if native else "0")
+    times = []
+    for _ in range(max(1, repeat)):
+        warm_page_cache(files)
+        run = subprocess.run([sys.executable, "-c", _ENGINE_CHILD, method, *map(str, files)],
+                             capture_output=True, text=True, env=env, check=True)
+        times.append(json.loads(run.stdout.strip().splitlines()[-1])["combine_s"])
+    return sorted(times)[len(times) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=32)
@@ -133,10 +157,18 @@ def main() -> None:
         files = write_frames(folder, args.frames)
         print(f"{len(files)} frames of {WIDTH}x{HEIGHT} uint16 in {folder} "
               f"({time.perf_counter() - t0:.1f} s to write)", flush=True)
-        # compile (and cache) the numba kernels once, outside the timed runs
+        # build (and cache) the C kernel and numba's once, outside the timed runs
         warm = run_case("indical-median", files[:3], Path(tmp) / "warm.fits")
-        print(f"warm-up (numba compile or cache load): {warm.get('wall_s', float('nan')):.1f} s",
-              flush=True)
+        t0 = time.perf_counter()
+        for method in ("sigma", "median"):
+            engine_time(method, files[:3], native=False, repeat=1)
+        print(f"warm-up (C kernel build or load: {warm.get('wall_s', float('nan')):.1f} s; numba "
+              f"compile or cache load: {time.perf_counter() - t0:.1f} s)", flush=True)
+        for method in ("sigma", "median"):
+            c_s = engine_time(method, files, native=True, repeat=args.repeat)
+            nb_s = engine_time(method, files, native=False, repeat=args.repeat)
+            print(f"combine_files {method:6s} in a fresh process: C kernel {c_s:5.2f} s, numba "
+                  f"{nb_s:5.2f} s ({nb_s / c_s:.1f}x)", flush=True)
         cases = ["indical-sigma", "indical-sigma-1iter-mean", "indical-median"]
         if not args.skip_ccdproc:
             cases += ["ccdproc-sigma:default", "ccdproc-sigma:2e9",
