@@ -316,3 +316,46 @@ def test_a_short_file_is_reported_by_frame(kernel, tmp_path):
     finally:
         for fd in fds:
             os.close(int(fd))
+
+
+def test_a_compiler_refusing_this_cpus_build_gets_the_portable_one(tmp_path, monkeypatch):
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    log = tmp_path / "calls.log"
+    script = tmp_path / "old-cc"
+    script.write_text("#!/bin/sh\n"
+                      f"echo \"$*\" >> '{log}'\n"
+                      'for a in "$@"; do [ "$a" = "-march=native" ] && '
+                      '{ echo "error: unknown -march" >&2; exit 1; }; done\n'
+                      f'exec "{gcc}" "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(script))
+    first = native.load()
+    assert len(log.read_text().splitlines()) == 2          # refused, then the portable build
+    assert list((tmp_path / "cache" / "indical").glob("*.refused"))
+    second = native.load()
+    assert second.path == first.path
+    assert len(log.read_text().splitlines()) == 2          # not asked again
+    cube = np.arange(30, dtype=np.float32).reshape(3, 2, 5)
+    out, rej = native_cube(second, cube, None, np.ones(3), 1, np.asarray(CASES[1][2], float),
+                           sorting_network(3))
+    assert np.array_equal(out, cube[1]) and not rej.any()
+
+
+def test_interrupt_stops_the_blocks_and_closes_the_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("INDICAL_NATIVE", "1")
+    native.kernel.cache_clear()
+    paths = [write_synthetic(tmp_path / f"i{i}.fits", FrameType.BIAS, shape=(400, 64), seed=i)
+             for i in range(5)]
+    seen = []
+
+    def progress(done, total):
+        seen.append(done)
+        raise KeyboardInterrupt   # Ctrl-C while the first block reports
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt):
+        combine_files(CombineInput(paths), progress=progress)
+    assert len(seen) == 1 and seen[0] < 400
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    native.kernel.cache_clear()

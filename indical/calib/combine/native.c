@@ -44,7 +44,7 @@ typedef struct {
     double *t1, *t2;            /* TILE: sum and sum of squares of each sorted stack */
     double *lower, *upper, *tol; /* TILE: the first pass's bounds and rounding margin */
     double *p1, *p2;            /* (n + 1) x TILE: prefix sums of the columns that need more passes */
-    int32_t *lo, *hi;           /* TILE: kept windows */
+    int32_t *settled;           /* TILE: sigma's first pass kept the whole stack */
     int32_t *cols, *wlo, *whi;  /* TILE: columns that need more passes, their windows */
     int16_t *ibuf;              /* n x TILE stored integers */
     void *buf;                  /* n x TILE values, float or double */
@@ -54,7 +54,7 @@ static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 static size_t work_bytes(int n) {
     return align64(TILE * sizeof(double)) * 5 + align64((size_t)(n + 1) * TILE * sizeof(double)) * 2 +
-           align64(TILE * sizeof(int32_t)) * 5 + align64((size_t)n * TILE * sizeof(int16_t)) +
+           align64(TILE * sizeof(int32_t)) * 4 + align64((size_t)n * TILE * sizeof(int16_t)) +
            align64((size_t)n * TILE * sizeof(double));
 }
 
@@ -68,8 +68,7 @@ static work_t carve(void *space, int n) {
     w.tol = (double *)p; p += align64(TILE * sizeof(double));
     w.p1 = (double *)p; p += align64((size_t)(n + 1) * TILE * sizeof(double));
     w.p2 = (double *)p; p += align64((size_t)(n + 1) * TILE * sizeof(double));
-    w.lo = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
-    w.hi = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
+    w.settled = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.cols = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.wlo = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.whi = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
@@ -91,7 +90,8 @@ static params_t read_params(int method, const double *p) {
     return q;
 }
 
-/* One source row of frame k as float64 physical values (before precalibration). */
+/* Where the frames' values come from: per frame, the first value of its row 0 (stored 16-bit
+ * integers, or float32/float64 physical values), rows row_stride values apart. */
 typedef struct {
     int kind;
     const void *const *frames; /* per frame: first value of row 0 */
@@ -111,8 +111,6 @@ typedef struct {
 #undef NATIVE_T
 
 int ind_abi_version(void) { return ABI_VERSION; }
-
-int ind_tile(void) { return TILE; }
 
 /* Bytes of work space one thread needs for n frames (the 16-bit file reader needs
  * ind_read_bytes more). */
@@ -260,7 +258,7 @@ double ind_level_be16(int fd, int64_t data_offset, int width, const int32_t *row
         goto done;
     }
     int64_t m = 0;
-    for (int i = 0; i < nrows; i++) {
+    for (int i = 0; i < nrows; i++) { /* count > 0: every row gives a sample */
         if (read_fully(fd, (char *)row, (size_t)width * sizeof(uint16_t),
                        data_offset + (int64_t)rows[i] * width * (int64_t)sizeof(uint16_t)) != 0)
             goto done;
@@ -268,8 +266,8 @@ double ind_level_be16(int fd, int64_t data_offset, int width, const int32_t *row
             sample[m++] = (int16_t)(uint16_t)((row[c] << 8) | (row[c] >> 8));
     }
     /* the two middle values (equal for an odd count), counted in a histogram */
-    int32_t lo_v = sample[0], hi_v = sample[0];
-    for (int64_t i = 1; i < count; i++) {
+    int32_t lo_v = INT32_MAX, hi_v = INT32_MIN;
+    for (int64_t i = 0; i < count; i++) {
         lo_v = sample[i] < lo_v ? sample[i] : lo_v;
         hi_v = sample[i] > hi_v ? sample[i] : hi_v;
     }
@@ -502,7 +500,7 @@ static void FN(sigma_tile)(const NATIVE_T *buf, int n, int tw, const params_t *q
     /* pass 1 for the usual pixel, all columns at once: nothing below or above the bounds and
      * no end value within rounding distance of one (then sigma_pass keeps the window too) */
     const NATIVE_T *first = buf, *last = buf + (size_t)(n - 1) * TILE;
-    int32_t *settled = w->lo;
+    int32_t *settled = w->settled;
     for (int c = 0; c < TILE; c++) {
         double v0 = (double)first[c], v1 = (double)last[c];
         settled[c] = !(v0 < lower[c]) & !(v1 > upper[c]) & !(fabs(v0 - lower[c]) <= tol[c]) &

@@ -27,7 +27,12 @@ _TASKS_PER_WORKER = 8  # blocks per thread: short enough to balance, long enough
 
 
 def _workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    """One thread per core this process may run on (fewer than os.cpu_count() under taskset
+    or a container's CPU set)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def plain_file_offset(image: RawImage) -> int | None:
