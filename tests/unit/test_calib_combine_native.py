@@ -209,6 +209,37 @@ def test_engine_paths_agree(tmp_path, monkeypatch, job):
     assert_identical((a.data, a.rejected), (b.data, b.rejected), str(job))
 
 
+@pytest.mark.parametrize("kind", ["float32", "compressed", "bscale"])
+def test_engine_paths_agree_on_frames_converted_first(tmp_path, monkeypatch, kind):
+    """Frames that are not plain 16-bit integers go through a converted chunk cube."""
+    from astropy.io import fits
+
+    rng = np.random.default_rng(6)
+    paths = []
+    for i in range(9):
+        data = rng.normal(500, 30, (21, 140))
+        data[rng.random(data.shape) < 0.03] += 4000
+        path = tmp_path / f"{kind}{i}.fits"
+        header = fits.Header({"IMAGETYP": "Dark Frame", "EXPTIME": 10.0})
+        if kind == "float32":
+            fits.PrimaryHDU(data.astype(np.float32), header).writeto(path)
+        elif kind == "compressed":
+            fits.HDUList([fits.PrimaryHDU(header=header),
+                          fits.CompImageHDU(np.rint(data).astype(np.int16))]).writeto(path)
+        else:
+            hdu = fits.PrimaryHDU(np.rint(data).astype(np.int16), header)
+            hdu.header["BSCALE"] = 0.5
+            hdu.header["BZERO"] = 3.0
+            hdu.writeto(path)
+        paths.append(path)
+    job = dict(options=CombineOptions(method="sigma", sigma_low=2.0, sigma_high=2.5),
+               memory_limit_bytes=1 << 16)
+    a = _engine_results(paths, monkeypatch, job, native_on=True)
+    b = _engine_results(paths, monkeypatch, job, native_on=False)
+    assert a.rejected.sum() > 0
+    assert_identical((a.data, a.rejected), (b.data, b.rejected), kind)
+
+
 def test_no_compiler_falls_back_to_numba(tmp_path, monkeypatch):
     paths = [write_synthetic(tmp_path / f"b{i}.fits", FrameType.BIAS, shape=(9, 20), seed=i)
              for i in range(7)]

@@ -15,6 +15,7 @@
 #ifndef NATIVE_T /* ---------------------------------------------------------------- shared part */
 
 #define _GNU_SOURCE
+#define _FILE_OFFSET_BITS 64 /* 32-bit systems (Raspberry Pi OS armhf): offsets past 2 GB */
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
