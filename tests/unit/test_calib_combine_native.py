@@ -390,3 +390,34 @@ def test_interrupt_stops_the_blocks_and_closes_the_files(tmp_path, monkeypatch):
     assert len(seen) == 1 and seen[0] < 400
     assert len(os.listdir("/proc/self/fd")) == open_before
     native.kernel.cache_clear()
+
+
+def test_out_of_file_descriptors_reads_through_the_maps(tmp_path, monkeypatch):
+    """Hundreds of frames under a low descriptor limit: the C kernel combines a converted
+    cube instead of failing, with the same result."""
+    import errno
+
+    from indical.calib.combine import run_native
+
+    paths = [write_synthetic(tmp_path / f"e{i}.fits", FrameType.DARK, shape=(33, 150), seed=i,
+                             noise_adu=30.0) for i in range(7)]
+    job = dict(levels_adu=[1000.0] * 7)
+    native.load()  # built before os.open is made scarce
+    expect = _engine_results(paths, monkeypatch, job, native_on=False)
+    real_open = os.open
+    calls = []
+
+    def scarce_open(path, flags, *args, **kwargs):
+        if str(path).endswith(".fits"):
+            calls.append(path)
+            if len(calls) > 3:
+                raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args, **kwargs)
+
+    open_before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(run_native.os, "open", scarce_open)
+    got = _engine_results(paths, monkeypatch, job, native_on=True)
+    monkeypatch.setattr(run_native.os, "open", real_open)
+    assert len(calls) == 4
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert_identical((got.data, got.rejected), (expect.data, expect.rejected), "EMFILE")

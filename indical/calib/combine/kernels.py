@@ -6,7 +6,11 @@ combines each pixel's stack in float64. Sigma clipping follows astropy's fast si
 exactly: centre (median or mean) and population standard deviation of the values still kept,
 bounds centre - sigma_low*std and centre + sigma_high*std inclusive, repeat until nothing is
 rejected or maxiters is reached. Winsorized and linear-fit clipping follow Siril's descriptions
-and stop rejecting when fewer than 4 values would remain."""
+and stop rejecting when fewer than 4 values would remain.
+
+`native.c` does the sorted-window methods (all but winsorized and linear fit) with the same
+arithmetic in the same order: a change here needs the same change there, or the parity tests
+(tests/unit/test_calib_combine_native.py) fail."""
 
 from __future__ import annotations
 

@@ -41,7 +41,10 @@ class NativeUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except RuntimeError as exc:  # no HOME and no password entry (some service accounts)
+        raise NativeUnavailable(f"no cache folder for the compiled kernel: {exc}") from exc
     return Path(base) / "indical"
 
 
@@ -85,7 +88,10 @@ def _library_path(compiler: list[str], arch: tuple[str, ...]) -> Path:
     The compiler counts by its real path, size and modification time (an upgrade changes
     them), which costs a stat instead of running it in every process."""
     real = os.path.realpath(compiler[0])
-    st = os.stat(real)
+    try:
+        st = os.stat(real)
+    except OSError as exc:
+        raise NativeUnavailable(f"C compiler {real} can't be read: {exc}") from exc
     key = hashlib.sha256()
     for part in (SOURCE.read_bytes(), " ".join(FLAGS + arch), " ".join(compiler),
                  f"{real}:{st.st_size}:{st.st_mtime_ns}", _machine(), sys.platform,

@@ -10,6 +10,7 @@ numba path does, and the kernel combines that."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import queue
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -75,6 +76,24 @@ def _run_blocks(task: Callable[[int, int, np.ndarray], None], start: int, stop: 
         raise
 
 
+def _open_all(plan: CombinePlan, stack: ExitStack) -> np.ndarray | None:
+    """A read-only descriptor per frame, closed when `stack` closes (after the pool stopped);
+    None when the process runs out of descriptors (hundreds of frames under a low limit):
+    the frames are then read through their memory maps instead."""
+    fds = np.empty(len(plan.images), dtype=np.int32)
+    with ExitStack() as opened:
+        for k, im in enumerate(plan.images):
+            try:
+                fds[k] = os.open(im.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    return None
+                raise FitsError(im.path, f"can't open it again to read its pixels: {exc}") from exc
+            opened.callback(os.close, int(fds[k]))
+        stack.push(opened.pop_all())
+    return fds
+
+
 def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> None:
     """Fill plan.out and plan.rejected with the C kernel."""
     n, height, width = len(plan.images), plan.height, plan.width
@@ -102,14 +121,8 @@ def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> N
             progress(rows_done, height)
 
     with ExitStack() as stack:
-        fds = np.empty(n if from_files else 0, dtype=np.int32)
-        for k in range(fds.size):  # opened before the pool starts, closed after it stopped
-            path = plan.images[k].path
-            try:
-                fds[k] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError as exc:
-                raise FitsError(path, f"can't open it again to read its pixels: {exc}") from exc
-            stack.callback(os.close, int(fds[k]))
+        fds = _open_all(plan, stack) if from_files else None
+        from_files = fds is not None
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers,
                                                       thread_name_prefix="indical-combine"))
         if from_files:
