@@ -35,7 +35,7 @@ class RawImage:
     bscale: float
     header: Header
     _mm: mmap.mmap | None = None
-    _offset: int = 0
+    file_offset: int | None = None  # where the stored values start in `path`; None: not in it
 
     @property
     def height(self) -> int:
@@ -67,8 +67,9 @@ class RawImage:
 
     def _byte_range(self, start: int, stop: int) -> tuple[int, int]:
         row_bytes = self.width * self.raw.dtype.itemsize
-        begin = self._offset + start * row_bytes
-        end = self._offset + stop * row_bytes
+        base = self.file_offset or 0
+        begin = base + start * row_bytes
+        end = base + stop * row_bytes
         begin_page = (begin // _PAGE) * _PAGE
         return begin_page, end - begin_page
 
@@ -261,7 +262,7 @@ def open_raw(path: Path, *, scratch_dir: Path | None = None) -> Iterator[RawImag
         raw = np.frombuffer(mm, dtype=dtype, count=plain.height * plain.width,
                             offset=plain.offset).reshape(plain.height, plain.width)
         yield RawImage(path, raw, float(header.get("BZERO", 0.0)), float(header.get("BSCALE", 1.0)),
-                       header, mm, plain.offset)
+                       header, mm, file_offset=plain.offset)
         del raw
     finally:
         try:

@@ -39,10 +39,7 @@ def _workers() -> int:
 def plain_file_offset(image: RawImage) -> int | None:
     """Byte offset of the image's data in its file when it is read straight from the file
     (not a decompressed scratch copy), else None."""
-    if getattr(image, "_mm", None) is None:
-        return None
-    offset = getattr(image, "_offset", None)
-    return int(offset) if offset is not None else None
+    return image.file_offset
 
 
 def _run_blocks(task: Callable[[int, int, np.ndarray], None], start: int, stop: int,
