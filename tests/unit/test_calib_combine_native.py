@@ -28,6 +28,14 @@ CASES = [
     ("sigma-median-none-asym", 3, [1.3, 2.6, 1, -1, 1, 0.2, 0.1]),
     ("sigma-mean-none-tight", 3, [0.8, 1.1, 0, -1, 1, 0.2, 0.1]),
     ("percentile", 6, [3, 3, 1, 5, 1, 0.01, 0.005]),
+    ("winsorized-5", 4, [3.0, 3.0, 1, 5, 1, 0.2, 0.1]),
+    ("winsorized-1", 4, [2.0, 2.5, 1, 1, 1, 0.2, 0.1]),
+    ("winsorized-none-asym", 4, [1.2, 2.7, 1, -1, 1, 0.2, 0.1]),
+    ("winsorized-none-tight", 4, [0.3, 0.2, 1, -1, 1, 0.2, 0.1]),   # most rejections refused
+    ("linearfit-5", 5, [3.0, 3.0, 1, 5, 1, 0.2, 0.1]),
+    ("linearfit-1", 5, [2.0, 2.5, 1, 1, 1, 0.2, 0.1]),
+    ("linearfit-none-asym", 5, [1.1, 2.9, 1, -1, 1, 0.2, 0.1]),
+    ("linearfit-none-tight", 5, [0.4, 0.3, 1, -1, 1, 0.2, 0.1]),
 ]
 WIDTHS = [1, 127, 130]  # a tile is 128 columns
 

@@ -8,9 +8,8 @@ bounds centre - sigma_low*std and centre + sigma_high*std inclusive, repeat unti
 rejected or maxiters is reached. Winsorized and linear-fit clipping follow Siril's descriptions
 and stop rejecting when fewer than 4 values would remain.
 
-`native.c` does the sorted-window methods (all but winsorized and linear fit) with the same
-arithmetic in the same order: a change here needs the same change there, or the parity tests
-(tests/unit/test_calib_combine_native.py) fail."""
+`native.c` does every method with the same arithmetic in the same order: a change here needs
+the same change there, or the parity tests (tests/unit/test_calib_combine_native.py) fail."""
 
 from __future__ import annotations
 
@@ -157,17 +156,22 @@ def _winsorized_clip(v, n, work, work2, sigma_low, sigma_high, maxiters):
             sigma = new_sigma
             if done:
                 break
+        # count first: a rejection that would leave fewer than _MIN_KEEP values is not made,
+        # and v[:count] must then still hold the values kept so far
+        new = 0
+        for i in range(count):
+            x = v[i]
+            if med - x <= sigma_low * sigma and x - med <= sigma_high * sigma:
+                new += 1
+        iteration += 1
+        if new == count or new < _MIN_KEEP:
+            break
         new = 0
         for i in range(count):
             x = v[i]
             if med - x <= sigma_low * sigma and x - med <= sigma_high * sigma:
                 v[new] = x
                 new += 1
-        iteration += 1
-        if new == count or new < _MIN_KEEP:
-            if new >= _MIN_KEEP:
-                count = new
-            break
         count = new
     return count
 
@@ -200,13 +204,16 @@ def _linear_fit_clip(v, n, sigma_low, sigma_high, maxiters):
         for i in range(count):
             r = v[i] - (a + b * i)
             if -r <= sigma_low * sigma and r <= sigma_high * sigma:
-                v[new] = v[i]
                 new += 1
         iteration += 1
-        if new == count or new < _MIN_KEEP:
-            if new >= _MIN_KEEP:
-                count = new
+        if new == count or new < _MIN_KEEP:  # as in _winsorized_clip: v[:count] unchanged
             break
+        new = 0
+        for i in range(count):
+            r = v[i] - (a + b * i)
+            if -r <= sigma_low * sigma and r <= sigma_high * sigma:
+                v[new] = v[i]
+                new += 1
         count = new
     return count
 

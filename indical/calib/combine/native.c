@@ -1,6 +1,6 @@
-/* indical's combine kernel in C: the sorted-window methods (mean, median, min/max, sigma,
- * percentile) of kernels.py, with the same float64 arithmetic in the same order, so masters are
- * bit for bit those of the numba kernels. Loaded through ctypes by native.py, which compiles it
+/* indical's combine kernel in C: every method of kernels.py (mean, median, min/max, sigma,
+ * winsorized, linear fit, percentile), with the same float64 arithmetic in the same order, so
+ * masters are bit for bit those of the numba kernels. Loaded through ctypes by native.py, which compiles it
  * with -O3 -ffp-contract=off (no fused multiply-adds: they would change the last bits).
  *
  * A call combines rows [r0, r1) of a stack. Each row is cut into tiles of TILE columns; a tile's
@@ -24,11 +24,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 #define TILE 128 /* columns per tile, a multiple of 8 */
 #define READ_ROWS 4 /* rows read per pread round: frames x READ_ROWS x width stays in L2 */
 
-enum { MEAN = 0, MEDIAN = 1, MINMAX = 2, SIGMA = 3, PERCENTILE = 6 };
+enum { MEAN = 0, MEDIAN = 1, MINMAX = 2, SIGMA = 3, WINSORIZED = 4, LINEARFIT = 5, PERCENTILE = 6 };
+#define MIN_KEEP 4      /* winsorized and linear fit never keep fewer (kernels._MIN_KEEP) */
+#define N_STATE 12      /* TILE-long double arrays of per-column state (winsorized, linear fit) */
 enum { SRC_BE16 = 0, SRC_F32 = 1, SRC_F64 = 2 };
 
 typedef struct {
@@ -47,7 +49,10 @@ typedef struct {
     double *p1, *p2;            /* (n + 1) x TILE: prefix sums of the columns that need more passes */
     int32_t *settled;           /* TILE: sigma's first pass kept the whole stack */
     int32_t *cols, *wlo, *whi;  /* TILE: columns that need more passes, their windows */
+    double *st;                 /* N_STATE x TILE: per-column state of winsorized, linear fit */
+    int32_t *ist;               /* 4 x TILE: the same, integers */
     int16_t *ibuf;              /* n x TILE stored integers */
+    double *dv;                 /* n x TILE: the sorted values as float64 (winsorized, linear fit) */
     void *buf;                  /* n x TILE values, float or double */
 } work_t;
 
@@ -55,8 +60,9 @@ static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 static size_t work_bytes(int n) {
     return align64(TILE * sizeof(double)) * 5 + align64((size_t)(n + 1) * TILE * sizeof(double)) * 2 +
-           align64(TILE * sizeof(int32_t)) * 4 + align64((size_t)n * TILE * sizeof(int16_t)) +
-           align64((size_t)n * TILE * sizeof(double));
+           align64(TILE * sizeof(int32_t)) * 4 + align64(N_STATE * TILE * sizeof(double)) +
+           align64(4 * TILE * sizeof(int32_t)) + align64((size_t)n * TILE * sizeof(int16_t)) +
+           align64((size_t)n * TILE * sizeof(double)) * 2;
 }
 
 static work_t carve(void *space, int n) {
@@ -73,7 +79,10 @@ static work_t carve(void *space, int n) {
     w.cols = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.wlo = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.whi = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
+    w.st = (double *)p; p += align64(N_STATE * TILE * sizeof(double));
+    w.ist = (int32_t *)p; p += align64(4 * TILE * sizeof(int32_t));
     w.ibuf = (int16_t *)p; p += align64((size_t)n * TILE * sizeof(int16_t));
+    w.dv = (double *)p; p += align64((size_t)n * TILE * sizeof(double));
     w.buf = p;
     return w;
 }
@@ -91,6 +100,13 @@ static params_t read_params(int method, const double *p) {
     return q;
 }
 
+/* x clamped to [lo, hi] (lo <= hi) as kernels._winsorized_clip clamps: below lo gives lo, above hi
+ * gives hi. */
+static inline double clamp_to(double x, double lo, double hi) {
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
 /* Where the frames' values come from: per frame, the first value of its row 0 (stored 16-bit
  * integers, or float32/float64 physical values), rows row_stride values apart. */
 typedef struct {
@@ -99,6 +115,356 @@ typedef struct {
     int64_t row_stride;        /* in values */
     const double *offsets;     /* BE16: BZERO - pedestal per frame */
 } source_t;
+
+/* The mean of each column's whole sorted stack (added in stack order): winsorized and linear
+ * fit when nothing may be rejected (MIN_KEEP or fewer frames, or no iterations allowed). */
+static void plain_mean(const double *v, int n, int tw, double *restrict t1, float *out,
+                       uint16_t *rejected) {
+    for (int c = 0; c < TILE; c++) t1[c] = 0.0;
+    for (int k = 0; k < n; k++) {
+        const double *restrict row = v + (size_t)k * TILE;
+        for (int c = 0; c < TILE; c++) t1[c] += row[c];
+    }
+    for (int c = 0; c < tw; c++) {
+        out[c] = (float)(t1[c] / n);
+        rejected[c] = 0;
+    }
+}
+
+/* Column c's median and sum over window [lo, hi) of a sorted tile of doubles. */
+static double dmedian(const double *v, int c, int lo, int hi) {
+    int cnt = hi - lo, mid = lo + cnt / 2;
+    if (cnt % 2 == 1) return v[(size_t)mid * TILE + c];
+    return 0.5 * (v[(size_t)(mid - 1) * TILE + c] + v[(size_t)mid * TILE + c]);
+}
+
+static double dwindow_sum(const double *v, int c, int lo, int hi) {
+    double s = 0.0;
+    for (int k = lo; k < hi; k++) s += v[(size_t)k * TILE + c];
+    return s;
+}
+
+/* Marks (flag[c] != 0) the tile's columns holding a NaN or an infinity and gives them their
+ * answer in winsorized and linear fit: such a value makes the stack's sigma NaN (inf - inf,
+ * 0 * inf or a NaN on the way), every comparison with it false, so the kernels reject nothing
+ * (a rejection leaving fewer than MIN_KEEP values is not made): the mean of the whole stack. */
+static void nonfinite_columns(const double *v, int n, int tw, int32_t *restrict flag,
+                              double *t1, float *out, uint16_t *rejected) {
+    for (int c = 0; c < TILE; c++) flag[c] = 0;
+    for (int k = 0; k < n; k++) {
+        const double *restrict row = v + (size_t)k * TILE;
+        for (int c = 0; c < TILE; c++) flag[c] |= !(row[c] - row[c] == 0.0);
+    }
+    int any = 0;
+    for (int c = 0; c < tw; c++) any |= flag[c];
+    if (!any) return;
+    plain_mean(v, n, tw, t1, out, rejected); /* the others' answers are overwritten later */
+}
+
+/* For lanes [0, m): the mean and the sum of squared deviations from it of the values of
+ * window [flo, fhi) clamped to [L, H], each added in window order (a lane's values outside
+ * its window add +0.0, which changes no sum that starts at +0.0). */
+static void clamped_moments(const double *buf, int k0, int k1, int m,
+                                const double *restrict flo, const double *restrict fhi,
+                                const double *restrict L, const double *restrict H,
+                                double *restrict mean, double *restrict ss) {
+    for (int j = 0; j < m; j++) mean[j] = 0.0;
+    for (int k = k0; k < k1; k++) {
+        const double *restrict row = buf + (size_t)k * TILE;
+        double fk = k;
+#pragma GCC ivdep
+        for (int j = 0; j < m; j++) {
+            double x = clamp_to((double)row[j], L[j], H[j]);
+            mean[j] += ((fk >= flo[j]) & (fk < fhi[j])) ? x : 0.0;
+        }
+    }
+    for (int j = 0; j < m; j++) mean[j] /= fhi[j] - flo[j];
+    for (int j = 0; j < m; j++) ss[j] = 0.0;
+    for (int k = k0; k < k1; k++) {
+        const double *restrict row = buf + (size_t)k * TILE;
+        double fk = k;
+#pragma GCC ivdep
+        for (int j = 0; j < m; j++) {
+            double d = mean[j] - clamp_to((double)row[j], L[j], H[j]);
+            ss[j] += ((fk >= flo[j]) & (fk < fhi[j])) ? d * d : 0.0;
+        }
+    }
+}
+
+#define WINSOR_STEPS 50 /* kernels._winsorized_clip's limit on winsorizing steps */
+
+/* kernels._winsorized_clip on a sorted tile, with the same float64 operations in the same
+ * order. A pixel's kept values are always a window [lo, hi) of its sorted stack (the
+ * rejection tests are monotone in the value), and its winsorized copy is that window clamped
+ * to [L, H] (clamping sorted values keeps them sorted, and successive clamps compose to one
+ * as long as each new range holds the median, which it does): so every median is read at
+ * the middle positions, O(1), where numba selects on a copy, and a winsorizing step is two
+ * passes over the window. The pixels still iterating are packed into the first m lanes of
+ * the tile and stepped together (vectorised across lanes); finished ones drop out. */
+static void winsorized_tile(double *buf, int n, int tw, const params_t *q, work_t *w,
+                                float *out, uint16_t *rejected) {
+    if (n <= MIN_KEEP || !(q->maxiters == -1 || q->maxiters > 0)) {
+        plain_mean(buf, n, tw, w->t1, out, rejected);
+        return;
+    }
+    double *flo = w->st, *fhi = w->st + TILE, *L = w->st + 2 * TILE, *H = w->st + 3 * TILE;
+    double *med = w->st + 4 * TILE, *sig = w->st + 5 * TILE, *mean = w->st + 6 * TILE;
+    double *ss = w->st + 7 * TILE;
+    int32_t *col = w->ist, *iter = w->ist + TILE, *steps = w->ist + 2 * TILE;
+    int32_t *phase = w->ist + 3 * TILE; /* 0: the step gives sigma; 1: a winsorizing step */
+    const double sl = q->sigma_low, sh = q->sigma_high;
+    nonfinite_columns(buf, n, tw, phase, w->t1, out, rejected);
+    int m = 0;
+    for (int c = 0; c < tw; c++) {
+        if (phase[c]) continue;
+        if (m != c)
+            for (int k = 0; k < n; k++) buf[(size_t)k * TILE + m] = buf[(size_t)k * TILE + c];
+        col[m++] = c;
+    }
+#define V(k) ((double)buf[(size_t)(k) * TILE + j])
+    for (int j = 0; j < m; j++) {
+        flo[j] = 0.0;
+        fhi[j] = n;
+        L[j] = -INFINITY;
+        H[j] = INFINITY;
+        iter[j] = 0;
+        phase[j] = 0;
+        med[j] = dmedian(buf, j, 0, n);
+    }
+    while (m > 0) {
+        int k0 = n, k1 = 0;
+        for (int j = 0; j < m; j++) {
+            if (col[j] < 0) continue;
+            k0 = (int)flo[j] < k0 ? (int)flo[j] : k0;
+            k1 = (int)fhi[j] > k1 ? (int)fhi[j] : k1;
+        }
+        clamped_moments(buf, k0, k1, m, flo, fhi, L, H, mean, ss);
+        int dead = 0;
+        for (int j = 0; j < m; j++) {
+            if (col[j] < 0) {
+                dead++;
+                continue;
+            }
+            int lo = (int)flo[j], hi = (int)fhi[j], cnt = hi - lo;
+            double ns = 1.134 * sqrt(ss[j] / cnt);
+            int winsorize = 1;
+            if (phase[j] == 0) {
+                sig[j] = ns;
+                steps[j] = 0;
+                phase[j] = 1;
+            } else {
+                int done = fabs(ns - sig[j]) <= 5e-4 * sig[j];
+                sig[j] = ns;
+                steps[j]++;
+                winsorize = !done && steps[j] < WINSOR_STEPS;
+            }
+            if (winsorize) { /* the next step's range: 1.5 sigma around the copy's median */
+                double l = L[j], h = H[j];
+                int mid = lo + cnt / 2;
+                double wmed = cnt % 2 == 1 ? clamp_to(V(mid), l, h)
+                                           : 0.5 * (clamp_to(V(mid - 1), l, h) + clamp_to(V(mid), l, h));
+                double lb = wmed - 1.5 * sig[j], hb = wmed + 1.5 * sig[j];
+                if (lb > l) L[j] = lb;
+                if (hb < h) H[j] = hb;
+                continue;
+            }
+            /* reject beyond sigma_low / sigma_high winsorized sigmas from the median */
+            double md = med[j], s = sig[j];
+            int a = lo;
+            while (a < hi && !(md - V(a) <= sl * s)) a++;
+            int b = hi;
+            while (b > a && !(V(b - 1) - md <= sh * s)) b--;
+            iter[j]++;
+            if (b - a != cnt && b - a >= MIN_KEEP) {
+                lo = a;
+                hi = b;
+                flo[j] = a;
+                fhi[j] = b;
+                if (b - a > MIN_KEEP && (q->maxiters == -1 || iter[j] < q->maxiters)) {
+                    med[j] = dmedian(buf, j, lo, hi);
+                    L[j] = -INFINITY;
+                    H[j] = INFINITY;
+                    phase[j] = 0;
+                    continue;
+                }
+            }
+            out[col[j]] = (float)(dwindow_sum(buf, j, lo, hi) / (hi - lo));
+            rejected[col[j]] = (uint16_t)(n - (hi - lo));
+            col[j] = -1;
+            flo[j] = fhi[j] = 0.0;
+            dead++;
+        }
+        if (dead * 4 < m) continue;
+        /* pack the live lanes (their windows' values and state) to the front */
+        int live = 0;
+        for (int j = 0; j < m; j++) {
+            if (col[j] < 0) continue;
+            if (live != j) {
+                for (int k = (int)flo[j]; k < (int)fhi[j]; k++)
+                    buf[(size_t)k * TILE + live] = buf[(size_t)k * TILE + j];
+                flo[live] = flo[j];
+                fhi[live] = fhi[j];
+                L[live] = L[j];
+                H[live] = H[j];
+                med[live] = med[j];
+                sig[live] = sig[j];
+                col[live] = col[j];
+                iter[live] = iter[j];
+                steps[live] = steps[j];
+                phase[live] = phase[j];
+            }
+            live++;
+        }
+        m = live;
+    }
+#undef V
+}
+
+/* Linear fit, first pass: each column's sums of its kept values y and of rank * y, added in
+ * stack order (a value's rank is its index in numba's compacted stack). */
+static void fit_sums(const double *restrict buf, const double *restrict keep, int n,
+                         double *restrict sy, double *restrict sxy, double *restrict rank) {
+    for (int c = 0; c < TILE; c++) sy[c] = sxy[c] = rank[c] = 0.0;
+    for (int k = 0; k < n; k++) {
+        const double *restrict row = buf + (size_t)k * TILE;
+        const double *restrict f = keep + (size_t)k * TILE;
+#pragma GCC ivdep
+        for (int c = 0; c < TILE; c++) {
+            double x = (double)row[c], xi = rank[c] * x;
+            sy[c] += f[c] != 0.0 ? x : 0.0;
+            sxy[c] += f[c] != 0.0 ? xi : 0.0;
+            rank[c] += f[c];
+        }
+    }
+}
+
+/* Linear fit, second pass: the mean absolute deviation of the kept values from the line. */
+static void fit_deviation(const double *restrict buf, const double *restrict keep, int n,
+                              const double *restrict a, const double *restrict b,
+                              const double *restrict cnt, double *restrict sg,
+                              double *restrict rank) {
+    for (int c = 0; c < TILE; c++) sg[c] = rank[c] = 0.0;
+    for (int k = 0; k < n; k++) {
+        const double *restrict row = buf + (size_t)k * TILE;
+        const double *restrict f = keep + (size_t)k * TILE;
+#pragma GCC ivdep
+        for (int c = 0; c < TILE; c++) {
+            double d = fabs((double)row[c] - (a[c] + b[c] * rank[c]));
+            sg[c] += f[c] != 0.0 ? d : 0.0;
+            rank[c] += f[c];
+        }
+    }
+    for (int c = 0; c < TILE; c++) sg[c] /= cnt[c];
+}
+
+/* Linear fit, third pass: the values the line keeps (fresh flags) and how many. */
+static void fit_keep(const double *restrict buf, const double *restrict keep, int n,
+                         const double *restrict a, const double *restrict b,
+                         const double *restrict sg, double sl, double sh,
+                         double *restrict fresh, double *restrict fresh_cnt,
+                         double *restrict rank) {
+    for (int c = 0; c < TILE; c++) fresh_cnt[c] = rank[c] = 0.0;
+    for (int k = 0; k < n; k++) {
+        const double *restrict row = buf + (size_t)k * TILE;
+        const double *restrict f = keep + (size_t)k * TILE;
+        double *restrict g = fresh + (size_t)k * TILE;
+#pragma GCC ivdep
+        for (int c = 0; c < TILE; c++) {
+            double r = (double)row[c] - (a[c] + b[c] * rank[c]);
+            double kept = (f[c] != 0.0) & (-r <= sl * sg[c]) & (r <= sh * sg[c]) ? 1.0 : 0.0;
+            g[c] = kept;
+            fresh_cnt[c] += kept;
+            rank[c] += f[c];
+        }
+    }
+}
+
+/* Linear fit, last pass of a round: the fresh flags replace the kept ones where commit[c]
+ * is 1.0; sy gets the sums of the values then kept (the answer of columns that finish). */
+static void fit_commit(const double *restrict buf, double *restrict keep,
+                           const double *restrict fresh, int n, const double *restrict commit,
+                           double *restrict sy) {
+    for (int c = 0; c < TILE; c++) sy[c] = 0.0;
+    for (int k = 0; k < n; k++) {
+        const double *restrict row = buf + (size_t)k * TILE;
+        double *restrict f = keep + (size_t)k * TILE;
+        const double *restrict g = fresh + (size_t)k * TILE;
+#pragma GCC ivdep
+        for (int c = 0; c < TILE; c++) {
+            double x = (double)row[c];
+            double fk = f[c] + commit[c] * (g[c] - f[c]); /* exact: all are 0.0 or 1.0 */
+            f[c] = fk;
+            sy[c] += fk != 0.0 ? x : 0.0;
+        }
+    }
+}
+
+/* kernels._linear_fit_clip on a sorted tile, with the same float64 operations in the same
+ * order. Instead of compacting each stack, its kept values are flagged (keep[k][c] = 1.0):
+ * a value's index in numba's compacted stack is its rank among the kept ones, so every sum
+ * adds the same values with the same weights in the same order. All columns of the tile are
+ * fitted together, vectorised across the tile, until the last one is done. */
+static void linearfit_tile(const double *buf, int n, int tw, const params_t *q,
+                               work_t *w, float *out, uint16_t *rejected) {
+    if (n <= MIN_KEEP || !(q->maxiters == -1 || q->maxiters > 0)) {
+        plain_mean(buf, n, tw, w->t1, out, rejected);
+        return;
+    }
+    double *keep = w->p1, *fresh = w->p2; /* n x TILE flags, 1.0 or 0.0 */
+    double *cnt = w->st, *sy = w->st + TILE, *sxy = w->st + 2 * TILE;
+    double *a = w->st + 3 * TILE, *b = w->st + 4 * TILE, *sg = w->st + 5 * TILE;
+    double *fresh_cnt = w->st + 6 * TILE, *rank = w->st + 7 * TILE, *live = w->st + 8 * TILE;
+    double *commit = w->st + 9 * TILE;
+    int32_t *iter = w->ist, *nan = w->ist + TILE;
+    nonfinite_columns(buf, n, tw, nan, w->t1, out, rejected);
+    int n_live = 0;
+    for (int c = 0; c < TILE; c++) {
+        live[c] = c < tw && !nan[c] ? 1.0 : 0.0;
+        n_live += c < tw && !nan[c];
+        cnt[c] = n;
+        iter[c] = 0;
+    }
+    for (int k = 0; k < n; k++)
+        for (int c = 0; c < TILE; c++) keep[(size_t)k * TILE + c] = live[c];
+    while (n_live > 0) {
+        /* least squares y = a + b * i over the kept values, i their rank */
+        fit_sums(buf, keep, n, sy, sxy, rank);
+        for (int c = 0; c < TILE; c++) {
+            double count = cnt[c];
+            double sx = count * (count - 1.0) * 0.5;                      /* exact, as numba's */
+            double sxx = (count - 1.0) * count * (2.0 * count - 1.0) / 6.0; /* integer sums */
+            double den = count * sxx - sx * sx;
+            b[c] = den != 0.0 ? (count * sxy[c] - sx * sy[c]) / den : 0.0;
+            a[c] = (sy[c] - b[c] * sx) / count;
+        }
+        fit_deviation(buf, keep, n, a, b, cnt, sg, rank);
+        fit_keep(buf, keep, n, a, b, sg, q->sigma_low, q->sigma_high, fresh, fresh_cnt, rank);
+        /* the rejection is made where it leaves MIN_KEEP values or more (commit[c] = 1.0) */
+        int finishing = 0;
+        for (int c = 0; c < TILE; c++) {
+            commit[c] = 0.0;
+            if (live[c] == 0.0) continue;
+            iter[c]++;
+            int count = (int)cnt[c], fresh_n = (int)fresh_cnt[c];
+            if (fresh_n != count && fresh_n >= MIN_KEEP) {
+                commit[c] = 1.0;
+                cnt[c] = fresh_n;
+                if (fresh_n > MIN_KEEP && (q->maxiters == -1 || iter[c] < q->maxiters)) continue;
+            }
+            live[c] = -1.0; /* finishes this round */
+            finishing++;
+        }
+        fit_commit(buf, keep, fresh, n, commit, sy);
+        if (finishing == 0) continue;
+        for (int c = 0; c < tw; c++) {
+            if (live[c] != -1.0) continue;
+            out[c] = (float)(sy[c] / cnt[c]);
+            rejected[c] = (uint16_t)(n - (int)cnt[c]);
+            live[c] = 0.0;
+            n_live--;
+        }
+    }
+}
 
 #define NATIVE_T float
 #define FN(name) name##_f32
@@ -602,6 +968,16 @@ static void FN(reduce_tile)(NATIVE_T *buf, int n, int tw, const params_t *q,
     }
     if (q->method == SIGMA) {
         FN(sigma_tile)(buf, n, tw, q, w, out, rejected);
+        return;
+    }
+    if (q->method == WINSORIZED || q->method == LINEARFIT) { /* on float64 copies, as numba */
+        double *restrict v = w->dv;
+        for (int k = 0; k < n; k++)
+            for (int c = 0; c < TILE; c++) v[(size_t)k * TILE + c] = (double)buf[(size_t)k * TILE + c];
+        if (q->method == WINSORIZED)
+            winsorized_tile(v, n, tw, q, w, out, rejected);
+        else
+            linearfit_tile(v, n, tw, q, w, out, rejected);
         return;
     }
     /* PERCENTILE: drop values more than a fraction of the median away from it */

@@ -1,6 +1,6 @@
 """The C combine kernel (`native.c`): compiled on first use with the system C compiler into the
-user's cache folder and loaded with ctypes. It does what the numba kernels do for the
-sorted-window methods, bit for bit, without numba's import and cache loading (~0.4 s of a
+user's cache folder and loaded with ctypes. It does what the numba kernels do for every
+method, bit for bit, without numba's import and cache loading (~0.4 s of a
 short `indical master` process). When there is no compiler, or building or loading fails,
 `kernel()` returns None (saying why once, at debug level) and the engine uses numba.
 `INDICAL_NATIVE=0` forces numba.
@@ -24,7 +24,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("native.c")
-ABI_VERSION = 1  # ABI_VERSION in native.c
+ABI_VERSION = 2  # ABI_VERSION in native.c
 # -ffp-contract=off: no fused multiply-adds, whose single rounding would change the last bits
 # against the numba kernels. No -ffast-math for the same reason.
 FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-std=gnu11")
@@ -33,7 +33,7 @@ FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-st
 # folder shared with another machine never runs instructions its CPU lacks; a compiler that
 # refuses the flag gets the portable build.
 NATIVE_ARCH = ("-march=native",)
-METHODS = frozenset({0, 1, 2, 3, 6})  # mean, median, minmax, sigma, percentile
+METHODS = frozenset(range(7))  # every method: options.METHOD_CODE
 
 
 class NativeUnavailable(RuntimeError):

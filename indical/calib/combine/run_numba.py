@@ -1,5 +1,5 @@
-"""Running a combine with the numba kernels: the fallback when the C kernel can't be built, and
-the only way for winsorized and linear-fit clipping. Row chunks are copied from the memory
+"""Running a combine with the numba kernels: the fallback when the C kernel can't be built
+(or INDICAL_NATIVE=0). Row chunks are copied from the memory
 maps into one cube and combined in parallel by numba; mapped pages are released after each."""
 
 from __future__ import annotations
