@@ -59,3 +59,26 @@ def test_engine_does_not_import_numba_on_the_native_path(tmp_path):
                          text=True, timeout=120, env=dict(os.environ, INDICAL_NATIVE="1"))
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
+
+
+def test_master_auto_on_16_frames_combines_in_c_without_numba(tmp_path):
+    """`--combine auto` picks winsorized clipping for 15 frames or more; the C kernel does it,
+    so the command never imports numba (its import and cache loading cost ~0.4 s)."""
+    from astropy.io import fits
+
+    paths = [write_synthetic(tmp_path / f"d{i:02d}.fits", FrameType.DARK, shape=(20, 150), seed=i,
+                             noise_adu=30.0) for i in range(16)]
+    native.load()  # built in this session's cache, which the child shares
+    out = tmp_path / "master.fits"
+    child = ("import sys\nfrom indical.cli import main\ncode = 0\n"
+             "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+             "print('numba imported:', 'numba' in sys.modules)\nsys.exit(code)\n")
+    run = subprocess.run([sys.executable, "-c", child, "master", *map(str, paths), "-o", str(out),
+                          "--combine", "auto"], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, INDICAL_NATIVE="1"))
+    assert run.returncode == 0, run.stderr
+    assert "numba imported: False" in run.stdout
+    header = fits.getheader(out)
+    assert "winsorized" in repr(header).lower()
+    expect = combine_files(CombineInput(paths, CombineOptions(method="winsorized"))).data
+    np.testing.assert_array_equal(fits.getdata(out), expect)
