@@ -30,7 +30,7 @@
 
 enum { MEAN = 0, MEDIAN = 1, MINMAX = 2, SIGMA = 3, WINSORIZED = 4, LINEARFIT = 5, PERCENTILE = 6 };
 #define MIN_KEEP 4      /* winsorized and linear fit never keep fewer (kernels._MIN_KEEP) */
-#define N_STATE 12      /* TILE-long double arrays of per-column state (winsorized, linear fit) */
+#define N_STATE 16      /* TILE-long double arrays of per-column state (winsorized, linear fit) */
 enum { SRC_BE16 = 0, SRC_F32 = 1, SRC_F64 = 2 };
 
 typedef struct {
@@ -50,7 +50,7 @@ typedef struct {
     int32_t *settled;           /* TILE: sigma's first pass kept the whole stack */
     int32_t *cols, *wlo, *whi;  /* TILE: columns that need more passes, their windows */
     double *st;                 /* N_STATE x TILE: per-column state of winsorized, linear fit */
-    int32_t *ist;               /* 4 x TILE: the same, integers */
+    int32_t *ist;               /* 6 x TILE: the same, integers */
     int16_t *ibuf;              /* n x TILE stored integers */
     double *dv;                 /* n x TILE: the sorted values as float64 (winsorized, linear fit) */
     void *buf;                  /* n x TILE values, float or double */
@@ -61,7 +61,7 @@ static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 static size_t work_bytes(int n) {
     return align64(TILE * sizeof(double)) * 5 + align64((size_t)(n + 1) * TILE * sizeof(double)) * 2 +
            align64(TILE * sizeof(int32_t)) * 4 + align64(N_STATE * TILE * sizeof(double)) +
-           align64(4 * TILE * sizeof(int32_t)) + align64((size_t)n * TILE * sizeof(int16_t)) +
+           align64(6 * TILE * sizeof(int32_t)) + align64((size_t)n * TILE * sizeof(int16_t)) +
            align64((size_t)n * TILE * sizeof(double)) * 2;
 }
 
@@ -80,7 +80,7 @@ static work_t carve(void *space, int n) {
     w.wlo = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.whi = (int32_t *)p; p += align64(TILE * sizeof(int32_t));
     w.st = (double *)p; p += align64(N_STATE * TILE * sizeof(double));
-    w.ist = (int32_t *)p; p += align64(4 * TILE * sizeof(int32_t));
+    w.ist = (int32_t *)p; p += align64(6 * TILE * sizeof(int32_t));
     w.ibuf = (int16_t *)p; p += align64((size_t)n * TILE * sizeof(int16_t));
     w.dv = (double *)p; p += align64((size_t)n * TILE * sizeof(double));
     w.buf = p;
@@ -131,19 +131,6 @@ static void plain_mean(const double *v, int n, int tw, double *restrict t1, floa
     }
 }
 
-/* Column c's median and sum over window [lo, hi) of a sorted tile of doubles. */
-static double dmedian(const double *v, int c, int lo, int hi) {
-    int cnt = hi - lo, mid = lo + cnt / 2;
-    if (cnt % 2 == 1) return v[(size_t)mid * TILE + c];
-    return 0.5 * (v[(size_t)(mid - 1) * TILE + c] + v[(size_t)mid * TILE + c]);
-}
-
-static double dwindow_sum(const double *v, int c, int lo, int hi) {
-    double s = 0.0;
-    for (int k = lo; k < hi; k++) s += v[(size_t)k * TILE + c];
-    return s;
-}
-
 /* Marks (flag[c] != 0) the tile's columns holding a NaN or an infinity and gives them their
  * answer in winsorized and linear fit: such a value makes the stack's sigma NaN (inf - inf,
  * 0 * inf or a NaN on the way), every comparison with it false, so the kernels reject nothing
@@ -161,37 +148,107 @@ static void nonfinite_columns(const double *v, int n, int tw, int32_t *restrict 
     plain_mean(v, n, tw, t1, out, rejected); /* the others' answers are overwritten later */
 }
 
+#define LANES 16 /* lanes of a block of clamped_moments: its sums stay in registers */
+
 /* For lanes [0, m): the mean and the sum of squared deviations from it of the values of
  * window [flo, fhi) clamped to [L, H], each added in window order (a lane's values outside
- * its window add +0.0, which changes no sum that starts at +0.0). */
-static void clamped_moments(const double *buf, int k0, int k1, int m,
-                                const double *restrict flo, const double *restrict fhi,
-                                const double *restrict L, const double *restrict H,
-                                double *restrict mean, double *restrict ss) {
-    for (int j = 0; j < m; j++) mean[j] = 0.0;
-    for (int k = k0; k < k1; k++) {
-        const double *restrict row = buf + (size_t)k * TILE;
-        double fk = k;
-#pragma GCC ivdep
-        for (int j = 0; j < m; j++) {
-            double x = clamp_to((double)row[j], L[j], H[j]);
-            mean[j] += ((fk >= flo[j]) & (fk < fhi[j])) ? x : 0.0;
+ * its window add +0.0, which changes no sum that starts at +0.0). Blocks of LANES lanes, each
+ * over the rows its windows span. */
+__attribute__((noinline)) static void clamped_moments(const double *buf, int m,
+                                                      const double *restrict flo,
+                                                      const double *restrict fhi,
+                                                      const double *restrict L,
+                                                      const double *restrict H,
+                                                      double *restrict mean, double *restrict ss) {
+    for (int j0 = 0; j0 < m; j0 += LANES) {
+        double lo[LANES], hi[LANES], l[LANES], h[LANES], s1[LANES], s2[LANES];
+        int k0 = INT32_MAX, k1 = 0;
+        for (int j = 0; j < LANES; j++) {
+            int in = j0 + j < m;
+            lo[j] = in ? flo[j0 + j] : 0.0; /* lanes past m: empty windows */
+            hi[j] = in ? fhi[j0 + j] : 0.0;
+            l[j] = in ? L[j0 + j] : 0.0;
+            h[j] = in ? H[j0 + j] : 0.0;
+            s1[j] = s2[j] = 0.0;
+            if (in && lo[j] < hi[j]) {
+                k0 = (int)lo[j] < k0 ? (int)lo[j] : k0;
+                k1 = (int)hi[j] > k1 ? (int)hi[j] : k1;
+            }
         }
-    }
-    for (int j = 0; j < m; j++) mean[j] /= fhi[j] - flo[j];
-    for (int j = 0; j < m; j++) ss[j] = 0.0;
-    for (int k = k0; k < k1; k++) {
-        const double *restrict row = buf + (size_t)k * TILE;
-        double fk = k;
-#pragma GCC ivdep
-        for (int j = 0; j < m; j++) {
-            double d = mean[j] - clamp_to((double)row[j], L[j], H[j]);
-            ss[j] += ((fk >= flo[j]) & (fk < fhi[j])) ? d * d : 0.0;
+        for (int k = k0; k < k1; k++) {
+            const double *restrict row = buf + (size_t)k * TILE + j0;
+            double fk = k;
+            for (int j = 0; j < LANES; j++) {
+                double x = clamp_to(row[j], l[j], h[j]);
+                s1[j] += ((fk >= lo[j]) & (fk < hi[j])) ? x : 0.0;
+            }
+        }
+        for (int j = 0; j < LANES; j++) s1[j] /= hi[j] - lo[j];
+        for (int k = k0; k < k1; k++) {
+            const double *restrict row = buf + (size_t)k * TILE + j0;
+            double fk = k;
+            for (int j = 0; j < LANES; j++) {
+                double d = s1[j] - clamp_to(row[j], l[j], h[j]);
+                s2[j] += ((fk >= lo[j]) & (fk < hi[j])) ? d * d : 0.0;
+            }
+        }
+        int nj = m - j0 < LANES ? m - j0 : LANES;
+        for (int j = 0; j < nj; j++) {
+            mean[j0 + j] = s1[j];
+            ss[j0 + j] = s2[j];
         }
     }
 }
 
 #define WINSOR_STEPS 50 /* kernels._winsorized_clip's limit on winsorizing steps */
+
+/* The per-pixel state of winsorized_tile: TILE-long double arrays in work_t.st. */
+enum { W_LO, W_HI, W_L, W_H, W_MED, W_SIG, W_MEAN, W_SS, W_V0, W_V1, W_ODD, W_PHASE, W_STEPS,
+       W_REJECT, W_ALIVE, W_COUNT };
+
+/* Lane j's window [lo, hi) and the values at its middle positions (unclamped). */
+static void winsor_window(const double *v, int j, int lo, int hi, double *const *s) {
+    int cnt = hi - lo, mid = lo + cnt / 2;
+    s[W_LO][j] = lo;
+    s[W_HI][j] = hi;
+    s[W_V1][j] = v[(size_t)mid * TILE + j];
+    s[W_V0][j] = cnt % 2 == 1 ? s[W_V1][j] : v[(size_t)(mid - 1) * TILE + j];
+    s[W_ODD][j] = cnt % 2 == 1;
+    s[W_MED][j] = cnt % 2 == 1 ? s[W_V1][j] : 0.5 * (s[W_V0][j] + s[W_V1][j]);
+    s[W_L][j] = -INFINITY; /* the winsorized copy starts as the window itself */
+    s[W_H][j] = INFINITY;
+    s[W_PHASE][j] = 0.0;
+    s[W_STEPS][j] = 0.0; /* (a NaN left in the work space would survive the * 0.0 below) */
+    s[W_SIG][j] = 0.0;
+}
+
+/* One step's bookkeeping for lanes [0, m), vectorised: the new sigma; whether the lane
+ * winsorizes again (then its next clamping range, 1.5 sigma around the median of the clamped
+ * copy) or goes on to the rejection (reject = 1.0). */
+__attribute__((noinline)) static void winsor_update(int m, double *restrict lo, double *restrict hi, double *restrict L,
+                          double *restrict H, double *restrict sig, const double *restrict ss,
+                          const double *restrict v0, const double *restrict v1,
+                          const double *restrict odd, double *restrict phase,
+                          double *restrict steps, double *restrict reject,
+                          const double *restrict alive) {
+    for (int j = 0; j < m; j++) {
+        double ns = 1.134 * sqrt(ss[j] / (hi[j] - lo[j]));
+        double first = phase[j] == 0.0 ? 1.0 : 0.0;
+        double done = fabs(ns - sig[j]) <= 5e-4 * sig[j] ? 1.0 : 0.0;
+        double st = (steps[j] + 1.0) * (1.0 - first); /* small integers: exact */
+        int winsorize = (first != 0.0) | ((done == 0.0) & (st < WINSOR_STEPS));
+        double l = L[j], h = H[j];
+        double a0 = clamp_to(v0[j], l, h), a1 = clamp_to(v1[j], l, h);
+        double wmed = odd[j] != 0.0 ? a1 : 0.5 * (a0 + a1);
+        double lb = wmed - 1.5 * ns, hb = wmed + 1.5 * ns;
+        L[j] = winsorize & (lb > l) ? lb : l;
+        H[j] = winsorize & (hb < h) ? hb : h;
+        sig[j] = ns;
+        steps[j] = st;
+        phase[j] = 1.0;
+        reject[j] = (alive[j] != 0.0) & !winsorize ? 1.0 : 0.0;
+    }
+}
 
 /* kernels._winsorized_clip on a sorted tile, with the same float64 operations in the same
  * order. A pixel's kept values are always a window [lo, hi) of its sorted stack (the
@@ -201,268 +258,270 @@ static void clamped_moments(const double *buf, int k0, int k1, int m,
  * the middle positions, O(1), where numba selects on a copy, and a winsorizing step is two
  * passes over the window. The pixels still iterating are packed into the first m lanes of
  * the tile and stepped together (vectorised across lanes); finished ones drop out. */
-static void winsorized_tile(double *buf, int n, int tw, const params_t *q, work_t *w,
-                                float *out, uint16_t *rejected) {
+static void winsorized_tile(double *v, int n, int tw, const params_t *q, work_t *w, float *out,
+                            uint16_t *rejected) {
     if (n <= MIN_KEEP || !(q->maxiters == -1 || q->maxiters > 0)) {
-        plain_mean(buf, n, tw, w->t1, out, rejected);
+        plain_mean(v, n, tw, w->t1, out, rejected);
         return;
     }
-    double *flo = w->st, *fhi = w->st + TILE, *L = w->st + 2 * TILE, *H = w->st + 3 * TILE;
-    double *med = w->st + 4 * TILE, *sig = w->st + 5 * TILE, *mean = w->st + 6 * TILE;
-    double *ss = w->st + 7 * TILE;
-    int32_t *col = w->ist, *iter = w->ist + TILE, *steps = w->ist + 2 * TILE;
-    int32_t *phase = w->ist + 3 * TILE; /* 0: the step gives sigma; 1: a winsorizing step */
+    double *s[W_COUNT];
+    for (int i = 0; i < W_COUNT; i++) s[i] = w->st + (size_t)i * TILE;
+    double *lo = s[W_LO], *hi = s[W_HI], *alive = s[W_ALIVE], *fsum = s[W_MEAN];
+    int32_t *col = w->ist, *iter = w->ist + TILE, *fin = w->ist + 2 * TILE;
+    int32_t *fin_lo = w->ist + 3 * TILE, *fin_hi = w->ist + 4 * TILE, *from = w->ist + 5 * TILE;
     const double sl = q->sigma_low, sh = q->sigma_high;
-    nonfinite_columns(buf, n, tw, phase, w->t1, out, rejected);
+    nonfinite_columns(v, n, tw, fin, w->t1, out, rejected);
     int m = 0;
     for (int c = 0; c < tw; c++) {
-        if (phase[c]) continue;
+        if (fin[c]) continue;
         if (m != c)
-            for (int k = 0; k < n; k++) buf[(size_t)k * TILE + m] = buf[(size_t)k * TILE + c];
-        col[m++] = c;
-    }
-#define V(k) ((double)buf[(size_t)(k) * TILE + j])
-    for (int j = 0; j < m; j++) {
-        flo[j] = 0.0;
-        fhi[j] = n;
-        L[j] = -INFINITY;
-        H[j] = INFINITY;
-        iter[j] = 0;
-        phase[j] = 0;
-        med[j] = dmedian(buf, j, 0, n);
+            for (int k = 0; k < n; k++) v[(size_t)k * TILE + m] = v[(size_t)k * TILE + c];
+        col[m] = c;
+        iter[m] = 0;
+        alive[m] = 1.0;
+        winsor_window(v, m, 0, n, s);
+        m++;
     }
     while (m > 0) {
-        int k0 = n, k1 = 0;
+        clamped_moments(v, m, lo, hi, s[W_L], s[W_H], s[W_MEAN], s[W_SS]);
+        winsor_update(m, lo, hi, s[W_L], s[W_H], s[W_SIG], s[W_SS], s[W_V0], s[W_V1], s[W_ODD],
+                      s[W_PHASE], s[W_STEPS], s[W_REJECT], alive);
+        int n_fin = 0, dead = 0;
         for (int j = 0; j < m; j++) {
-            if (col[j] < 0) continue;
-            k0 = (int)flo[j] < k0 ? (int)flo[j] : k0;
-            k1 = (int)fhi[j] > k1 ? (int)fhi[j] : k1;
-        }
-        clamped_moments(buf, k0, k1, m, flo, fhi, L, H, mean, ss);
-        int dead = 0;
-        for (int j = 0; j < m; j++) {
-            if (col[j] < 0) {
-                dead++;
-                continue;
-            }
-            int lo = (int)flo[j], hi = (int)fhi[j], cnt = hi - lo;
-            double ns = 1.134 * sqrt(ss[j] / cnt);
-            int winsorize = 1;
-            if (phase[j] == 0) {
-                sig[j] = ns;
-                steps[j] = 0;
-                phase[j] = 1;
-            } else {
-                int done = fabs(ns - sig[j]) <= 5e-4 * sig[j];
-                sig[j] = ns;
-                steps[j]++;
-                winsorize = !done && steps[j] < WINSOR_STEPS;
-            }
-            if (winsorize) { /* the next step's range: 1.5 sigma around the copy's median */
-                double l = L[j], h = H[j];
-                int mid = lo + cnt / 2;
-                double wmed = cnt % 2 == 1 ? clamp_to(V(mid), l, h)
-                                           : 0.5 * (clamp_to(V(mid - 1), l, h) + clamp_to(V(mid), l, h));
-                double lb = wmed - 1.5 * sig[j], hb = wmed + 1.5 * sig[j];
-                if (lb > l) L[j] = lb;
-                if (hb < h) H[j] = hb;
-                continue;
-            }
+            dead += alive[j] == 0.0;
+            if (s[W_REJECT][j] == 0.0) continue;
             /* reject beyond sigma_low / sigma_high winsorized sigmas from the median */
-            double md = med[j], s = sig[j];
-            int a = lo;
-            while (a < hi && !(md - V(a) <= sl * s)) a++;
-            int b = hi;
-            while (b > a && !(V(b - 1) - md <= sh * s)) b--;
+            int a0 = (int)lo[j], b0 = (int)hi[j];
+            double md = s[W_MED][j], sg = s[W_SIG][j];
+            int a = a0;
+            while (a < b0 && !(md - v[(size_t)a * TILE + j] <= sl * sg)) a++;
+            int b = b0;
+            while (b > a && !(v[(size_t)(b - 1) * TILE + j] - md <= sh * sg)) b--;
             iter[j]++;
-            if (b - a != cnt && b - a >= MIN_KEEP) {
-                lo = a;
-                hi = b;
-                flo[j] = a;
-                fhi[j] = b;
+            if (b - a != b0 - a0 && b - a >= MIN_KEEP) {
+                a0 = a;
+                b0 = b;
                 if (b - a > MIN_KEEP && (q->maxiters == -1 || iter[j] < q->maxiters)) {
-                    med[j] = dmedian(buf, j, lo, hi);
-                    L[j] = -INFINITY;
-                    H[j] = INFINITY;
-                    phase[j] = 0;
+                    winsor_window(v, j, a, b, s);
                     continue;
                 }
             }
-            out[col[j]] = (float)(dwindow_sum(buf, j, lo, hi) / (hi - lo));
-            rejected[col[j]] = (uint16_t)(n - (hi - lo));
-            col[j] = -1;
-            flo[j] = fhi[j] = 0.0;
+            fin[n_fin] = j;
+            fin_lo[n_fin] = a0;
+            fin_hi[n_fin] = b0;
+            n_fin++;
+            alive[j] = 0.0;
+            lo[j] = n; /* an empty window, outside every other */
+            hi[j] = 0.0;
             dead++;
         }
+        if (n_fin > 0) { /* the finished windows' sums, in window order, side by side */
+            int f0 = n, f1 = 0;
+            for (int f = 0; f < n_fin; f++) {
+                fsum[f] = 0.0;
+                f0 = fin_lo[f] < f0 ? fin_lo[f] : f0;
+                f1 = fin_hi[f] > f1 ? fin_hi[f] : f1;
+            }
+            for (int k = f0; k < f1; k++) {
+                const double *row = v + (size_t)k * TILE;
+                for (int f = 0; f < n_fin; f++) /* finite values (see nonfinite_columns): */
+                    fsum[f] += (double)((k >= fin_lo[f]) & (k < fin_hi[f])) * row[fin[f]];
+            }
+            for (int f = 0; f < n_fin; f++) {
+                int cnt = fin_hi[f] - fin_lo[f];
+                out[col[fin[f]]] = (float)(fsum[f] / cnt);
+                rejected[col[fin[f]]] = (uint16_t)(n - cnt);
+            }
+        }
         if (dead * 4 < m) continue;
-        /* pack the live lanes (their windows' values and state) to the front */
-        int live = 0;
+        /* pack the live lanes to the front: their state, and their values row by row */
+        int live = 0, k0 = n, k1 = 0;
         for (int j = 0; j < m; j++) {
-            if (col[j] < 0) continue;
+            if (alive[j] == 0.0) continue;
+            from[live] = j;
+            k0 = (int)lo[j] < k0 ? (int)lo[j] : k0;
+            k1 = (int)hi[j] > k1 ? (int)hi[j] : k1;
             if (live != j) {
-                for (int k = (int)flo[j]; k < (int)fhi[j]; k++)
-                    buf[(size_t)k * TILE + live] = buf[(size_t)k * TILE + j];
-                flo[live] = flo[j];
-                fhi[live] = fhi[j];
-                L[live] = L[j];
-                H[live] = H[j];
-                med[live] = med[j];
-                sig[live] = sig[j];
+                for (int i = 0; i < W_COUNT; i++) s[i][live] = s[i][j];
                 col[live] = col[j];
                 iter[live] = iter[j];
-                steps[live] = steps[j];
-                phase[live] = phase[j];
             }
             live++;
         }
+        for (int k = k0; k < k1; k++) { /* from[t] >= t: moving up the row overwrites nothing unread */
+            double *row = v + (size_t)k * TILE;
+            for (int t = 0; t < live; t++) row[t] = row[from[t]];
+        }
         m = live;
     }
-#undef V
 }
 
-/* Linear fit, first pass: each column's sums of its kept values y and of rank * y, added in
- * stack order (a value's rank is its index in numba's compacted stack). */
-static void fit_sums(const double *restrict buf, const double *restrict keep, int n,
-                         double *restrict sy, double *restrict sxy, double *restrict rank) {
-    for (int c = 0; c < TILE; c++) sy[c] = sxy[c] = rank[c] = 0.0;
+/* One round of linear fitting for lanes [j0, j0 + LANES) (all within the tile): the least
+ * squares line y = a + b * i through each lane's kept values (keep[k][j] = 1.0; i is a value's
+ * rank among them, its index in numba's compacted stack), the mean absolute deviation from
+ * it, and the values within sigma_low / sigma_high of those deviations: fresh[k][j] and
+ * their count. Every sum adds the same values with the same weights in the same order as
+ * kernels._linear_fit_clip. */
+__attribute__((noinline)) static void fit_block(const double *v, const double *keep,
+                                                double *fresh, int n, int j0,
+                                                const double *restrict cnt, double sl, double sh,
+                                                double *restrict fresh_cnt) {
+    double sy[LANES], sxy[LANES], rank[LANES], a[LANES], b[LANES], sg[LANES], fc[LANES];
+    for (int j = 0; j < LANES; j++) sy[j] = sxy[j] = rank[j] = 0.0;
     for (int k = 0; k < n; k++) {
-        const double *restrict row = buf + (size_t)k * TILE;
-        const double *restrict f = keep + (size_t)k * TILE;
-#pragma GCC ivdep
-        for (int c = 0; c < TILE; c++) {
-            double x = (double)row[c], xi = rank[c] * x;
-            sy[c] += f[c] != 0.0 ? x : 0.0;
-            sxy[c] += f[c] != 0.0 ? xi : 0.0;
-            rank[c] += f[c];
+        const double *restrict row = v + (size_t)k * TILE + j0;
+        const double *restrict f = keep + (size_t)k * TILE + j0;
+        for (int j = 0; j < LANES; j++) {
+            double x = row[j], xi = rank[j] * x;
+            sy[j] += f[j] != 0.0 ? x : 0.0;
+            sxy[j] += f[j] != 0.0 ? xi : 0.0;
+            rank[j] += f[j];
         }
     }
-}
-
-/* Linear fit, second pass: the mean absolute deviation of the kept values from the line. */
-static void fit_deviation(const double *restrict buf, const double *restrict keep, int n,
-                              const double *restrict a, const double *restrict b,
-                              const double *restrict cnt, double *restrict sg,
-                              double *restrict rank) {
-    for (int c = 0; c < TILE; c++) sg[c] = rank[c] = 0.0;
+    for (int j = 0; j < LANES; j++) {
+        double count = cnt[j0 + j];
+        double sx = count * (count - 1.0) * 0.5;                      /* exact, as numba's */
+        double sxx = (count - 1.0) * count * (2.0 * count - 1.0) / 6.0; /* integer sums */
+        double den = count * sxx - sx * sx;
+        double bb = (count * sxy[j] - sx * sy[j]) / den;
+        b[j] = den != 0.0 ? bb : 0.0;
+        a[j] = (sy[j] - b[j] * sx) / count;
+        sg[j] = rank[j] = 0.0;
+    }
     for (int k = 0; k < n; k++) {
-        const double *restrict row = buf + (size_t)k * TILE;
-        const double *restrict f = keep + (size_t)k * TILE;
-#pragma GCC ivdep
-        for (int c = 0; c < TILE; c++) {
-            double d = fabs((double)row[c] - (a[c] + b[c] * rank[c]));
-            sg[c] += f[c] != 0.0 ? d : 0.0;
-            rank[c] += f[c];
+        const double *restrict row = v + (size_t)k * TILE + j0;
+        const double *restrict f = keep + (size_t)k * TILE + j0;
+        for (int j = 0; j < LANES; j++) {
+            double d = fabs(row[j] - (a[j] + b[j] * rank[j]));
+            sg[j] += f[j] != 0.0 ? d : 0.0;
+            rank[j] += f[j];
         }
     }
-    for (int c = 0; c < TILE; c++) sg[c] /= cnt[c];
-}
-
-/* Linear fit, third pass: the values the line keeps (fresh flags) and how many. */
-static void fit_keep(const double *restrict buf, const double *restrict keep, int n,
-                         const double *restrict a, const double *restrict b,
-                         const double *restrict sg, double sl, double sh,
-                         double *restrict fresh, double *restrict fresh_cnt,
-                         double *restrict rank) {
-    for (int c = 0; c < TILE; c++) fresh_cnt[c] = rank[c] = 0.0;
+    for (int j = 0; j < LANES; j++) {
+        sg[j] /= cnt[j0 + j];
+        fc[j] = rank[j] = 0.0;
+    }
     for (int k = 0; k < n; k++) {
-        const double *restrict row = buf + (size_t)k * TILE;
-        const double *restrict f = keep + (size_t)k * TILE;
-        double *restrict g = fresh + (size_t)k * TILE;
-#pragma GCC ivdep
-        for (int c = 0; c < TILE; c++) {
-            double r = (double)row[c] - (a[c] + b[c] * rank[c]);
-            double kept = (f[c] != 0.0) & (-r <= sl * sg[c]) & (r <= sh * sg[c]) ? 1.0 : 0.0;
-            g[c] = kept;
-            fresh_cnt[c] += kept;
-            rank[c] += f[c];
+        const double *restrict row = v + (size_t)k * TILE + j0;
+        const double *restrict f = keep + (size_t)k * TILE + j0;
+        double *restrict g = fresh + (size_t)k * TILE + j0;
+        for (int j = 0; j < LANES; j++) {
+            double r = row[j] - (a[j] + b[j] * rank[j]);
+            double kept = (f[j] != 0.0) & (-r <= sl * sg[j]) & (r <= sh * sg[j]) ? 1.0 : 0.0;
+            g[j] = kept;
+            fc[j] += kept;
+            rank[j] += f[j];
         }
     }
+    for (int j = 0; j < LANES; j++) fresh_cnt[j0 + j] = fc[j];
 }
 
-/* Linear fit, last pass of a round: the fresh flags replace the kept ones where commit[c]
- * is 1.0; sy gets the sums of the values then kept (the answer of columns that finish). */
-static void fit_commit(const double *restrict buf, double *restrict keep,
-                           const double *restrict fresh, int n, const double *restrict commit,
-                           double *restrict sy) {
-    for (int c = 0; c < TILE; c++) sy[c] = 0.0;
+/* Lanes [0, m) with commit[j] = 1.0 take the fresh flags (fresh NULL: are cleared). */
+__attribute__((noinline)) static void fit_commit(double *restrict keep,
+                                                 const double *restrict fresh, int n, int m,
+                                                 const double *restrict commit) {
     for (int k = 0; k < n; k++) {
-        const double *restrict row = buf + (size_t)k * TILE;
         double *restrict f = keep + (size_t)k * TILE;
-        const double *restrict g = fresh + (size_t)k * TILE;
-#pragma GCC ivdep
-        for (int c = 0; c < TILE; c++) {
-            double x = (double)row[c];
-            double fk = f[c] + commit[c] * (g[c] - f[c]); /* exact: all are 0.0 or 1.0 */
-            f[c] = fk;
-            sy[c] += fk != 0.0 ? x : 0.0;
+        if (fresh) {
+            const double *restrict g = fresh + (size_t)k * TILE;
+            for (int j = 0; j < m; j++) f[j] += commit[j] * (g[j] - f[j]); /* exact: 0.0 or 1.0 */
+        } else {
+            for (int j = 0; j < m; j++) f[j] *= 1.0 - commit[j];
         }
     }
 }
 
 /* kernels._linear_fit_clip on a sorted tile, with the same float64 operations in the same
- * order. Instead of compacting each stack, its kept values are flagged (keep[k][c] = 1.0):
- * a value's index in numba's compacted stack is its rank among the kept ones, so every sum
- * adds the same values with the same weights in the same order. All columns of the tile are
- * fitted together, vectorised across the tile, until the last one is done. */
-static void linearfit_tile(const double *buf, int n, int tw, const params_t *q,
-                               work_t *w, float *out, uint16_t *rejected) {
+ * order. Instead of compacting each stack, its kept values are flagged (keep[k][j] = 1.0).
+ * The pixels still fitting are packed into the first m lanes and fitted together, LANES at a
+ * time (vectorised across lanes); finished ones drop out. */
+static void linearfit_tile(double *v, int n, int tw, const params_t *q, work_t *w, float *out,
+                           uint16_t *rejected) {
     if (n <= MIN_KEEP || !(q->maxiters == -1 || q->maxiters > 0)) {
-        plain_mean(buf, n, tw, w->t1, out, rejected);
+        plain_mean(v, n, tw, w->t1, out, rejected);
         return;
     }
     double *keep = w->p1, *fresh = w->p2; /* n x TILE flags, 1.0 or 0.0 */
-    double *cnt = w->st, *sy = w->st + TILE, *sxy = w->st + 2 * TILE;
-    double *a = w->st + 3 * TILE, *b = w->st + 4 * TILE, *sg = w->st + 5 * TILE;
-    double *fresh_cnt = w->st + 6 * TILE, *rank = w->st + 7 * TILE, *live = w->st + 8 * TILE;
-    double *commit = w->st + 9 * TILE;
-    int32_t *iter = w->ist, *nan = w->ist + TILE;
-    nonfinite_columns(buf, n, tw, nan, w->t1, out, rejected);
-    int n_live = 0;
-    for (int c = 0; c < TILE; c++) {
-        live[c] = c < tw && !nan[c] ? 1.0 : 0.0;
-        n_live += c < tw && !nan[c];
-        cnt[c] = n;
-        iter[c] = 0;
+    double *cnt = w->st, *fresh_cnt = w->st + TILE, *fsum = w->st + 2 * TILE;
+    double *commit = w->st + 3 * TILE, *clear = w->st + 4 * TILE;
+    int32_t *col = w->ist, *iter = w->ist + TILE, *fin = w->ist + 2 * TILE;
+    int32_t *from = w->ist + 3 * TILE, *alive = w->ist + 4 * TILE;
+    nonfinite_columns(v, n, tw, fin, w->t1, out, rejected);
+    int m = 0;
+    for (int c = 0; c < tw; c++) {
+        if (fin[c]) continue;
+        if (m != c)
+            for (int k = 0; k < n; k++) v[(size_t)k * TILE + m] = v[(size_t)k * TILE + c];
+        col[m] = c;
+        iter[m] = 0;
+        alive[m] = 1;
+        cnt[m] = n;
+        m++;
     }
+    for (int j = m; j < TILE; j++) cnt[j] = 0.0; /* lanes past m: no values */
     for (int k = 0; k < n; k++)
-        for (int c = 0; c < TILE; c++) keep[(size_t)k * TILE + c] = live[c];
-    while (n_live > 0) {
-        /* least squares y = a + b * i over the kept values, i their rank */
-        fit_sums(buf, keep, n, sy, sxy, rank);
-        for (int c = 0; c < TILE; c++) {
-            double count = cnt[c];
-            double sx = count * (count - 1.0) * 0.5;                      /* exact, as numba's */
-            double sxx = (count - 1.0) * count * (2.0 * count - 1.0) / 6.0; /* integer sums */
-            double den = count * sxx - sx * sx;
-            b[c] = den != 0.0 ? (count * sxy[c] - sx * sy[c]) / den : 0.0;
-            a[c] = (sy[c] - b[c] * sx) / count;
-        }
-        fit_deviation(buf, keep, n, a, b, cnt, sg, rank);
-        fit_keep(buf, keep, n, a, b, sg, q->sigma_low, q->sigma_high, fresh, fresh_cnt, rank);
-        /* the rejection is made where it leaves MIN_KEEP values or more (commit[c] = 1.0) */
-        int finishing = 0;
-        for (int c = 0; c < TILE; c++) {
-            commit[c] = 0.0;
-            if (live[c] == 0.0) continue;
-            iter[c]++;
-            int count = (int)cnt[c], fresh_n = (int)fresh_cnt[c];
-            if (fresh_n != count && fresh_n >= MIN_KEEP) {
-                commit[c] = 1.0;
-                cnt[c] = fresh_n;
-                if (fresh_n > MIN_KEEP && (q->maxiters == -1 || iter[c] < q->maxiters)) continue;
+        for (int j = 0; j < TILE; j++) keep[(size_t)k * TILE + j] = j < m ? 1.0 : 0.0;
+    while (m > 0) {
+        for (int j0 = 0; j0 < m; j0 += LANES)
+            fit_block(v, keep, fresh, n, j0, cnt, q->sigma_low, q->sigma_high, fresh_cnt);
+        /* the rejection is made where it leaves MIN_KEEP values or more */
+        int n_fin = 0, dead = 0;
+        for (int j = 0; j < m; j++) {
+            commit[j] = clear[j] = 0.0;
+            if (!alive[j]) {
+                dead++;
+                continue;
             }
-            live[c] = -1.0; /* finishes this round */
-            finishing++;
+            iter[j]++;
+            int count = (int)cnt[j], fresh_n = (int)fresh_cnt[j];
+            if (fresh_n != count && fresh_n >= MIN_KEEP) {
+                commit[j] = 1.0;
+                cnt[j] = fresh_n;
+                if (fresh_n > MIN_KEEP && (q->maxiters == -1 || iter[j] < q->maxiters)) continue;
+            }
+            fin[n_fin++] = j;
+            alive[j] = 0;
+            dead++;
         }
-        fit_commit(buf, keep, fresh, n, commit, sy);
-        if (finishing == 0) continue;
-        for (int c = 0; c < tw; c++) {
-            if (live[c] != -1.0) continue;
-            out[c] = (float)(sy[c] / cnt[c]);
-            rejected[c] = (uint16_t)(n - (int)cnt[c]);
-            live[c] = 0.0;
-            n_live--;
+        fit_commit(keep, fresh, n, m, commit);
+        if (n_fin > 0) { /* the finished pixels' sums of kept values, in stack order */
+            for (int f = 0; f < n_fin; f++) fsum[f] = 0.0;
+            for (int k = 0; k < n; k++) {
+                const double *row = v + (size_t)k * TILE, *fl = keep + (size_t)k * TILE;
+                for (int f = 0; f < n_fin; f++) /* finite values (see nonfinite_columns): */
+                    fsum[f] += fl[fin[f]] * row[fin[f]]; /* 0.0 * x adds a zero, 1.0 * x is x */
+            }
+            for (int f = 0; f < n_fin; f++) {
+                int j = fin[f];
+                out[col[j]] = (float)(fsum[f] / cnt[j]);
+                rejected[col[j]] = (uint16_t)(n - (int)cnt[j]);
+                cnt[j] = 0.0;
+                clear[j] = 1.0;
+            }
+            fit_commit(keep, NULL, n, m, clear);
         }
+        if (dead * 4 < m) continue;
+        /* pack the live lanes to the front: their state, values and flags row by row */
+        int live = 0;
+        for (int j = 0; j < m; j++) {
+            if (!alive[j]) continue;
+            from[live] = j;
+            cnt[live] = cnt[j];
+            col[live] = col[j];
+            iter[live] = iter[j];
+            alive[live] = 1;
+            live++;
+        }
+        for (int j = live; j < m; j++) cnt[j] = 0.0;
+        for (int k = 0; k < n; k++) { /* from[t] >= t: moving up the row overwrites nothing unread */
+            double *row = v + (size_t)k * TILE, *fl = keep + (size_t)k * TILE;
+            for (int t = 0; t < live; t++) {
+                row[t] = row[from[t]];
+                fl[t] = fl[from[t]];
+            }
+            for (int t = live; t < m; t++) fl[t] = 0.0;
+        }
+        m = live;
     }
 }
 
