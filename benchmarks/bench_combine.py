@@ -8,6 +8,9 @@ wait4, which counts the memory-mapped file pages it touched). Ratios are ccdproc
 
     .venv/bin/python benchmarks/bench_combine.py [--frames 32] [--keep DIR] [--skip-ccdproc]
 
+Before that, combine_files alone (fresh process) with the C kernel and with numba's, for
+sigma, median, winsorized and linear-fit clipping (ccdproc has no counterpart of the last two).
+
 Goal (issue 4): at least 20x faster than ccdproc and at most 1 GB peak."""
 
 from __future__ import annotations
@@ -60,7 +63,11 @@ _INDICAL = {
     "indical-sigma-1iter-mean": ["--combine", "sigma", "--sigma-low", "3", "--sigma-high", "3",
                                  "--center", "mean", "--maxiters", "1"],
     "indical-median": ["--combine", "median"],
+    # what `--combine auto` picks for 15 frames or more (ccdproc has no winsorized clipping)
+    "indical-winsorized": ["--combine", "winsorized", "--sigma-low", "3", "--sigma-high", "3",
+                           "--maxiters", "5"],
 }
+_ENGINE_METHODS = ("sigma", "median", "winsorized", "linearfit")
 
 
 def write_frames(folder: Path, n: int) -> list[Path]:
@@ -160,16 +167,16 @@ def main() -> None:
         # build (and cache) the C kernel and numba's once, outside the timed runs
         warm = run_case("indical-median", files[:3], Path(tmp) / "warm.fits")
         t0 = time.perf_counter()
-        for method in ("sigma", "median"):
-            engine_time(method, files[:3], native=False, repeat=1)
+        for method in _ENGINE_METHODS:
+            engine_time(method, files[:5], native=False, repeat=1)
         print(f"warm-up (C kernel build or load: {warm.get('wall_s', float('nan')):.1f} s; numba "
               f"compile or cache load: {time.perf_counter() - t0:.1f} s)", flush=True)
-        for method in ("sigma", "median"):
+        for method in _ENGINE_METHODS:
             c_s = engine_time(method, files, native=True, repeat=args.repeat)
             nb_s = engine_time(method, files, native=False, repeat=args.repeat)
-            print(f"combine_files {method:6s} in a fresh process: C kernel {c_s:5.2f} s, numba "
+            print(f"combine_files {method:10s} in a fresh process: C kernel {c_s:5.2f} s, numba "
                   f"{nb_s:5.2f} s ({nb_s / c_s:.1f}x)", flush=True)
-        cases = ["indical-sigma", "indical-sigma-1iter-mean", "indical-median"]
+        cases = ["indical-sigma", "indical-sigma-1iter-mean", "indical-median", "indical-winsorized"]
         if not args.skip_ccdproc:
             cases += ["ccdproc-sigma:default", "ccdproc-sigma:2e9",
                       "ccdproc-median:default", "ccdproc-median:2e9"]

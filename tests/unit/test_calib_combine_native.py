@@ -429,3 +429,31 @@ def test_out_of_file_descriptors_reads_through_the_maps(tmp_path, monkeypatch):
     assert len(calls) == 4
     assert len(os.listdir("/proc/self/fd")) == open_before
     assert_identical((got.data, got.rejected), (expect.data, expect.rejected), "EMFILE")
+
+
+@pytest.mark.parametrize("n", [12, 70])
+def test_robust_clips_identical_with_scattered_infinities_and_many_frames(kernel, n):
+    """Winsorized and linear fit: single infinities and NaNs among finite values (their sigma
+    is NaN in numba, so nothing is rejected), and more than 64 frames (numba's linear fit
+    then sorts with np.sort)."""
+    rng = np.random.default_rng(n)
+    cube = rng.normal(100, 5, (n, 3, 133))
+    cube[rng.random(cube.shape) < 0.03] += 400
+    hits = rng.random(cube.shape)
+    cube[hits < 0.004] = np.inf
+    cube[hits > 0.996] = -np.inf
+    cube[(hits > 0.5) & (hits < 0.502)] = np.nan
+    net = sorting_network(n)
+    scales = rng.uniform(0.9, 1.1, n)
+    for _, code, params in CASES:
+        if code not in (4, 5):
+            continue
+        p = np.asarray(params, np.float64)
+        for dtype in (np.float32, np.float64):
+            c = cube.astype(dtype)
+            out = np.empty((3, 133), np.float32)
+            rej = np.empty((3, 133), np.uint16)
+            combine_rows(c, np.zeros((1, 1)), False, scales, code, p, net, out, rej, 2)
+            assert rej.any() and np.isinf(out).any()  # (the network may drop a NaN)
+            assert_identical(native_cube(kernel, c, None, scales, code, p, net), (out, rej),
+                             f"code {code} {p[:4]}, {n} frames, {np.dtype(dtype).name}")
