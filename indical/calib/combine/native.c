@@ -502,11 +502,22 @@ static void linearfit_tile(double *v, int n, int tw, const params_t *q, work_t *
         }
         fit_commit(keep, fresh, n, m, commit);
         if (n_fin > 0) { /* the finished pixels' sums of kept values, in stack order */
-            for (int f = 0; f < n_fin; f++) fsum[f] = 0.0;
-            for (int k = 0; k < n; k++) {
-                const double *row = v + (size_t)k * TILE, *fl = keep + (size_t)k * TILE;
-                for (int f = 0; f < n_fin; f++) /* finite values (see nonfinite_columns): */
-                    fsum[f] += fl[fin[f]] * row[fin[f]]; /* 0.0 * x adds a zero, 1.0 * x is x */
+            int f = 0;
+            for (; f < n_fin; f += 4) { /* four chains at once, in registers */
+                int g[4];
+                for (int i = 0; i < 4; i++) g[i] = fin[f + i < n_fin ? f + i : f];
+                double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+                for (int k = 0; k < n; k++) { /* finite values (see nonfinite_columns): */
+                    const double *row = v + (size_t)k * TILE, *fl = keep + (size_t)k * TILE;
+                    a0 += fl[g[0]] * row[g[0]]; /* 0.0 * x adds a zero, 1.0 * x is x */
+                    a1 += fl[g[1]] * row[g[1]];
+                    a2 += fl[g[2]] * row[g[2]];
+                    a3 += fl[g[3]] * row[g[3]];
+                }
+                fsum[f] = a0;
+                if (f + 1 < n_fin) fsum[f + 1] = a1;
+                if (f + 2 < n_fin) fsum[f + 2] = a2;
+                if (f + 3 < n_fin) fsum[f + 3] = a3;
             }
             for (int f = 0; f < n_fin; f++) {
                 int j = fin[f];
@@ -517,7 +528,9 @@ static void linearfit_tile(double *v, int n, int tw, const params_t *q, work_t *
             }
             fit_commit(keep, NULL, n, m, clear);
         }
-        if (dead * 4 < m) continue;
+        /* a round costs the same for any number of live lanes in a block of LANES: pack when
+         * that drops a block */
+        if (m - dead > 0 && (m - dead + LANES - 1) / LANES == (m + LANES - 1) / LANES) continue;
         /* pack the live lanes to the front: their state, values and flags row by row */
         int live = 0;
         for (int j = 0; j < m; j++) {
