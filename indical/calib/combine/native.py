@@ -28,7 +28,7 @@ ABI_VERSION = 2  # ABI_VERSION in native.c
 # -ffp-contract=off: no fused multiply-adds, whose single rounding would change the last bits
 # against the numba kernels. No -ffast-math for the same reason.
 FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-std=gnu11")
-# This CPU's vector instructions (AVX2/AVX-512 here: sigma clipping ~1.9x faster than the
+# This CPU's vector instructions (AVX2/AVX-512 here: sigma clipping ~1.3x faster than the
 # baseline x86-64 build). The library is then keyed by the CPU's feature flags, so a home
 # folder shared with another machine never runs instructions its CPU lacks; a compiler that
 # refuses the flag gets the portable build.
