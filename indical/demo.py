@@ -6,6 +6,7 @@ INDI simulators behind a private indiserver, or the in-process simulator."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,12 +20,20 @@ SEQUENCES = Path(__file__).resolve().parent.parent / "sequences"
 
 
 def shipped_sequence(name: str) -> Path:
-    """A sequence file from the repository's sequences/ folder, which the demos run."""
+    """A sequence file shipped with indical: the checkout's sequences/ folder (an editable
+    install), else the copy installed as the `indical.shipped_sequences` package."""
     sequence = SEQUENCES / name
-    if not sequence.is_file():
-        raise IndicalError(f"{sequence}: the shipped sequences are not here; run the demo from "
-                           "a checkout of indical (./bootstrap.sh demo)")
-    return sequence
+    if sequence.is_file():
+        return sequence
+    try:
+        installed = Path(str(resources.files("indical.shipped_sequences") / name))
+    except ModuleNotFoundError:
+        installed = None
+    if installed is None or not installed.is_file():
+        raise IndicalError(f"{name}: not among the shipped sequences (looked in {SEQUENCES} "
+                           "and the installed indical.shipped_sequences); reinstall indical")
+    return installed
+
 
 DEMO_SETTINGS: dict[str, Any] = {
     "FLATS_PER_FILTER": 3,

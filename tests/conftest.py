@@ -15,7 +15,10 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     # compiled helpers (the C combine kernel, the loopback shim) are built once per session,
     # not once per test (each build takes a second or two)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    # (made here: astropy warns about an XDG_CACHE_HOME that does not exist yet)
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    cache.mkdir(exist_ok=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     yield
 
 

@@ -8,7 +8,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPING = {"indical": "indical", "indical.drivers": "drivers", "indical.simulators": "simulators"}
+MAPPING = {"indical": "indical", "indical.drivers": "drivers", "indical.simulators": "simulators",
+           "indical.shipped_sequences": "sequences"}
 
 
 def _pyproject():
@@ -56,3 +57,34 @@ def test_core_does_not_import_drivers_or_simulators():
                 offenders.append(f"{rel} imports {name}")
     assert not offenders, "core modules must find devices through rig files and entry points:\n" \
         + "\n".join(offenders)
+
+
+def test_every_c_source_is_package_data():
+    """C files are compiled on the user's machine at first use, so a wheel must carry them
+    (a missing combine kernel source would quietly leave masters to the slow path)."""
+    import fnmatch
+
+    setuptools_cfg = _pyproject()["tool"]["setuptools"]
+    data = setuptools_cfg["package-data"]
+    mapping = setuptools_cfg["package-dir"]
+    assert mapping == MAPPING
+    missing = []
+    for prefix, folder in MAPPING.items():
+        for source in (ROOT / folder).rglob("*.c"):
+            rel = source.parent.relative_to(ROOT / folder).parts
+            package = ".".join((prefix, *rel))
+            if not any(fnmatch.fnmatch(source.name, pattern) for pattern in data.get(package, [])):
+                missing.append(f"{source.relative_to(ROOT)} (package {package})")
+    assert not missing, "not in package-data: " + ", ".join(missing)
+
+
+def test_shipped_sequences_are_installed_with_the_package():
+    from importlib import resources
+
+    from indical.demo import shipped_sequence
+
+    installed = {p.name for p in resources.files("indical.shipped_sequences").iterdir()
+                 if p.name.endswith(".py") and p.name != "__init__.py"}
+    in_checkout = {p.name for p in (ROOT / "sequences").glob("*.py") if p.name != "__init__.py"}
+    assert installed == in_checkout and "panel_flats.py" in installed
+    assert shipped_sequence("panel_flats.py").is_file()
