@@ -46,9 +46,17 @@ time.sleep(60)
 """
 
 
+def _default_hangup() -> None:
+    # The child starts as in a login session, where SIGHUP ends a process. Under nohup (a CI
+    # job, a detached shell) it would inherit SIGHUP ignored, which indical respects by design:
+    # an ignored hangup is someone's wish that the process outlive its terminal.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _child(code: str, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_hangup)
 
 
 def _end(proc: subprocess.Popen, ending: str) -> tuple[str, str]:
@@ -122,4 +130,28 @@ def test_an_existing_signal_handler_still_runs_after_the_light_is_off():
             proc.kill()
         assert "their handler ran" in out, out + err
         assert proc.returncode == 3
+        assert em.received[-1] == ">D000" and not em.light_on
+
+
+def test_an_ignored_hangup_is_respected_and_the_light_still_goes_off_at_the_end():
+    """Started under nohup, a sequence outlives its terminal: SIGHUP leaves it running and lit;
+    when it is ended later (SIGTERM), the light goes off."""
+    import time
+
+    with AlnitakEmulator(device_id=19) as em:
+        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD_ALNITAK), em.port,
+                                 "SIGTERM"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        try:
+            assert proc.stdout.readline().startswith("lit")
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            assert proc.poll() is None and em.light_on
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+            proc.stdout.close()
+            proc.stderr.close()
         assert em.received[-1] == ">D000" and not em.light_on
