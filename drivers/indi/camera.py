@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import time
 import warnings
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,11 @@ from indical.drivers.indi.device import IndiDevice
 from indical.errors import DeviceError, DeviceTimeout, NotSupported
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 from indical.interfaces import Camera, CameraInfo
+
+log = logging.getLogger(__name__)
+# How long to wait for the driver's last CCD_EXPOSURE update after a frame (see
+# IndiCamera._exposure_quiet); drivers send it within milliseconds of the frame.
+_QUIET_TIMEOUT_S = 1.0
 
 # INDI has no dark-flat frame type: a dark flat is a dark taken with flat settings.
 FRAME_SWITCH = {
@@ -55,6 +61,7 @@ class IndiCamera(IndiDevice, Camera):
         super().__init__(conn, device, timeout_s=timeout_s)
         self.readout_allowance_s = readout_allowance_s
         self._want: dict[str, object] = {}
+        self._busy_after_frames = False  # the driver leaves CCD_EXPOSURE Busy: don't wait
         #: perf_counter() times of the last exposure: sent, BLOB arrived, frame decoded.
         self.last_transfer: dict[str, float] = {}
 
@@ -248,6 +255,7 @@ class IndiCamera(IndiDevice, Camera):
         with conn.cond:
             before = conn.blobs[key].serial if key in conn.blobs else 0
             generation = conn.devices.get(self.name)
+        self._exposure_quiet(action)
         start = datetime.now(timezone.utc)
         sent = time.perf_counter()
         serial = conn.send_number(self.name, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure_s})
@@ -274,10 +282,33 @@ class IndiCamera(IndiDevice, Camera):
             self.abort()
             raise
         data, _header = decode_fits(blob.data, self.name)
+        self._exposure_quiet(action)
         decoded = time.perf_counter()
         self.last_transfer = {"sent_s": sent, "blob_s": blob.received_s, "frame_s": decoded,
                               "exposure_s": exposure_s, "bytes": float(len(blob.data))}
         return Frame(data, self._meta(frame_type, exposure_s, start))
+
+    def _exposure_quiet(self, action: str) -> None:
+        """Wait until the driver has said its last word on the previous exposure (CCD_EXPOSURE
+        no longer Busy). Many drivers send the frame first and `CCD_EXPOSURE_VALUE = 0, Ok`
+        after it. pyindi-client applies that update to the same property object a new
+        exposure is written into before it is sent, so an update landing in between sent 0 s
+        and the driver refused the exposure. Bounded: a driver that leaves the property Busy
+        is waited for once, then no more."""
+        if self._busy_after_frames:
+            return
+        conn = self.conn
+
+        def quiet():
+            p = conn.props.get((self.name, "CCD_EXPOSURE"))
+            return p is None or p.state != "Busy"
+
+        try:
+            conn.wait_for(quiet, timeout_s=_QUIET_TIMEOUT_S, device=self.name, action=action)
+        except DeviceTimeout:
+            self._busy_after_frames = True
+            log.debug("%s: CCD_EXPOSURE stays Busy after frames; not waiting for it again",
+                      self.name)
 
     def _meta(self, frame_type: FrameType, exposure_s: float, start: datetime) -> FrameMeta:
         ccd = self._has("CCD_INFO")

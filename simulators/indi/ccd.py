@@ -291,6 +291,8 @@ class CcdDriver(P.DriverBase):
                 self.ccd1["CCD1"].value = fits_bytes
                 self.update(self.ccd1, state=P.OK)
                 self.ccd1["CCD1"].value = b""
+            if self.cfg.exposure_ok_delay_s:
+                time.sleep(self.cfg.exposure_ok_delay_s)
             self.exposure["CCD_EXPOSURE_VALUE"].value = 0.0
             self.update(self.exposure, state=P.OK)
         except Exception as exc:

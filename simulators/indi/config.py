@@ -42,6 +42,8 @@ CAMERA_SCHEMA = [s for s in S.ROLE_SCHEMAS["camera"] if s.key != "name"] + [
             "how gain and offset are offered: CCD_GAIN (with CCD_OFFSET) or CCD_CONTROLS",
             check=lambda v: None if v in ("CCD_GAIN", "CCD_CONTROLS")
             else f"must be CCD_GAIN or CCD_CONTROLS, got {v!r}"),
+    Setting("exposure_ok_delay_s", float, 0.0, "how long after sending a frame the driver "
+            "reports CCD_EXPOSURE done (real drivers differ)", check=non_negative),
 ]
 
 FLIPFLAT_SCHEMA = [s for s in S.ROLE_SCHEMAS["panel"] if s.key not in ("name", "on_cover")] + [
@@ -74,6 +76,7 @@ class CameraConfig:
     max_binning: int
     hang: bool
     gain_property: str
+    exposure_ok_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ def camera_config(path: str | Path | None = None) -> CameraConfig:
         panel_flux_e_per_s=s["panel_flux_e_per_s"], open_flux_e_per_s=s["open_flux_e_per_s"],
         readout_s=s["readout_s"], ambient_c=s["ambient_c"], cooler=s["cooler"],
         cooling_rate_c_per_min=s["cooling_rate_c_per_min"], max_binning=s["max_binning"],
-        hang=s["hang"], gain_property=s["gain_property"])
+        hang=s["hang"], gain_property=s["gain_property"],
+        exposure_ok_delay_s=s["exposure_ok_delay_s"])
 
 
 def flipflat_config(path: str | Path | None = None) -> FlipFlatConfig:

@@ -140,3 +140,20 @@ def test_no_server_there_names_the_address():
     with pytest.raises(DeviceError, match=address):
         open_indi_rig(address, {"camera": CAMERA}, connect_timeout_s=1.0)
     assert time.monotonic() - t0 < 5.0
+
+
+def test_frames_come_back_after_the_driver_is_done_with_the_exposure(tmp_path):
+    """Drivers often send CCD_EXPOSURE's last update (0 s, Ok) after the frame. The adapter
+    waits for it, so the next exposure is neither refused as "in progress" nor written into a
+    property that late update is still changing (which once sent 0 s)."""
+    server = start_server(tmp_path, [OUR_CCD], SMALL_SIMS.replace(
+        "[camera]\n", "[camera]\nexposure_ok_delay_s = 0.3\n"))
+    try:
+        with open_indi_rig(server.address, {"camera": CAMERA}) as rig:
+            camera = rig.camera
+            for exposure_s in (0.05, 0.2, 0.1):
+                frame = camera.expose(exposure_s, FrameType.FLAT)
+                assert frame.meta.exposure_s == exposure_s
+                assert camera.conn.props[(CAMERA, "CCD_EXPOSURE")].state == "Ok"
+    finally:
+        server.stop()
