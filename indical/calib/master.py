@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from indical import __version__
+from indical.atomic import atomic_file
 from indical.calib.combine.engine import (DEFAULT_MEMORY_LIMIT, CombineInput, CombineResult,
                                           ShapeMismatch, combine_files, measure_level)
 from indical.calib.combine.options import CombineOptions, TooFewFrames
@@ -27,7 +28,6 @@ from indical.calib.ingest import is_master_header
 from indical.calib.rawio import open_raw
 from indical.errors import FitsError, IndicalError
 from indical.fits_headers import header_frame_type, header_to_meta, meta_to_header
-from indical.atomic import atomic_file
 from indical.fitsheader import Header, write_image
 from indical.frame import FrameMeta, FrameType
 
