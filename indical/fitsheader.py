@@ -1,4 +1,4 @@
-"""FITS headers without astropy: reading the cards of plain image files and writing images
+"""FITS headers without astropy: reading the cards of plain image files and writing
 images, following the FITS Standard 4.0 (sections 4.1-4.3, the CONTINUE long-string
 convention and ESO's HIERARCH keywords).
 
