@@ -393,20 +393,38 @@ def write_image(fh: BinaryIO, data: "np.ndarray", header: Header) -> None:
     fh.write(b"\0" * (-nbytes % BLOCK))
 
 
-def read_primary_header(path: str | os.PathLike) -> Header:
-    """The primary header of a plain FITS file. Raises HeaderError (or OSError) when the file
-    is not FITS or its header is cut short."""
+MAX_HEADER_BLOCKS = 1000  # a header longer than this is not a header (2.9 MB of cards)
+
+
+def read_header_at(fh: BinaryIO, offset: int, *, where: str) -> tuple[Header, int]:
+    """The header starting at byte `offset` of an open file, and the offset where its data
+    begins. Raises EOFError when the file ends exactly at `offset` (no more HDUs), HeaderError
+    (starting with `where`) when the header is cut short, has no END or a broken card."""
+    fh.seek(offset)
     blocks = bytearray()
+    while True:
+        block = fh.read(BLOCK)
+        if len(block) < BLOCK:
+            if not blocks and not block:
+                raise EOFError
+            raise HeaderError(f"{where}: truncated: it ends inside a header")
+        blocks += block
+        # END is a card of its own: check only the new block's cards
+        for i in range(len(blocks) - BLOCK, len(blocks), CARD):
+            if blocks[i:i + 3] == b"END" and not blocks[i + 3:i + CARD].strip():
+                return parse_header(bytes(blocks[:i + CARD]), where=where), offset + len(blocks)
+        if len(blocks) >= MAX_HEADER_BLOCKS * BLOCK:
+            raise HeaderError(f"{where}: no END card in the first {MAX_HEADER_BLOCKS} header "
+                              "blocks")
+
+
+def read_primary_header(path: str | os.PathLike) -> Header:
+    """The primary header of a plain FITS file. Raises HeaderError (or OSError) naming the
+    file when it is not FITS or its header is cut short."""
     with open(path, "rb") as fh:
-        while True:
-            block = fh.read(BLOCK)
-            if len(block) < BLOCK:
-                raise HeaderError(f"{os.fspath(path)}: ends inside its header")
-            if not blocks and not block.startswith(b"SIMPLE  ="):
-                raise HeaderError(f"{os.fspath(path)}: not a FITS file")
-            blocks += block
-            for i in range(len(blocks) - BLOCK, len(blocks), CARD):
-                if blocks[i:i + 3] == b"END" and not blocks[i + 3:i + CARD].strip():
-                    return parse_header(bytes(blocks[:i + CARD]), where=os.fspath(path))
-            if len(blocks) > 1000 * BLOCK:
-                raise HeaderError(f"{os.fspath(path)}: no END card in 1000 header blocks")
+        if fh.read(9) != b"SIMPLE  =":
+            raise HeaderError(f"{os.fspath(path)}: not a FITS file")
+        try:
+            return read_header_at(fh, 0, where=os.fspath(path))[0]
+        except EOFError:
+            raise HeaderError(f"{os.fspath(path)}: empty") from None

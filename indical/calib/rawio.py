@@ -17,11 +17,10 @@ from typing import Iterator
 import numpy as np
 
 from indical.errors import FitsError
-from indical.fitsheader import BLOCK, CARD, Header, HeaderError, parse_header
+from indical.fitsheader import BLOCK, Header, HeaderError, read_header_at
 
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 _PAGE = mmap.PAGESIZE
-_MAX_HEADER_BYTES = 1000 * BLOCK
 
 
 @dataclass
@@ -132,31 +131,7 @@ class _Plain:
     width: int
 
 
-def _read_header_at(fh, offset: int, path: Path) -> tuple[Header, int]:
-    """The header starting at `offset`; returns it and where its data begins."""
-    fh.seek(offset)
-    blocks = bytearray()
-    while True:
-        block = fh.read(BLOCK)
-        if len(block) < BLOCK:
-            if not blocks and not block:
-                raise EOFError
-            raise FitsError(path, "not a readable FITS file (truncated: it ends inside a header)")
-        blocks += block
-        # END is a card of its own: check only the new block's cards
-        for i in range(len(blocks) - BLOCK, len(blocks), CARD):
-            if blocks[i:i + 3] == b"END" and not blocks[i + 3:i + CARD].strip():
-                try:
-                    header = parse_header(bytes(blocks[:i + CARD]), where=f"HDU at byte {offset}")
-                except HeaderError as exc:
-                    raise FitsError(path, f"not a readable FITS file ({exc})") from None
-                return header, offset + len(blocks)
-        if len(blocks) > _MAX_HEADER_BYTES:
-            raise FitsError(path, f"not a readable FITS file (no END card in the first "
-                                  f"{_MAX_HEADER_BYTES // BLOCK} header blocks)")
-
-
-def _data_bytes(header: Header, path: Path) -> int:
+def _data_bytes(header: Header) -> int:
     naxis = int(header.get("NAXIS", 0) or 0)
     if naxis == 0:
         return 0
@@ -181,9 +156,11 @@ def _locate_plain(path: Path) -> _Plain | None:
         primary: Header | None = None
         while offset < size:
             try:
-                header, data = _read_header_at(fh, offset, path)
+                header, data = read_header_at(fh, offset, where=f"HDU at byte {offset}")
             except EOFError:
                 break
+            except HeaderError as exc:
+                raise FitsError(path, f"not a readable FITS file ({exc})") from None
             if primary is None:
                 primary = header
             xtension = str(header.get("XTENSION", "")).strip().upper()
@@ -199,7 +176,7 @@ def _locate_plain(path: Path) -> _Plain | None:
                 if header is not primary:
                     _merge_primary(header, primary)
                 return _Plain(header, data, bitpix, int(header["NAXIS2"]), int(header["NAXIS1"]))
-            span = _data_bytes(header, path)
+            span = _data_bytes(header)
             offset = data + span + (-span % BLOCK)
     raise FitsError(path, "no 2-D image in any HDU")
 

@@ -148,6 +148,23 @@ static void nonfinite_columns(const double *v, int n, int tw, int32_t *restrict 
     plain_mean(v, n, tw, t1, out, rejected); /* the others' answers are overwritten later */
 }
 
+/* Packs the columns of a tile whose stacks are all finite into lanes [0, m) (the others were
+ * answered by nonfinite_columns): col[j] is lane j's column, iter[j] its iteration count
+ * (0). Returns m. */
+static int pack_finite_lanes(double *v, int n, int tw, const int32_t *fin, int32_t *col,
+                             int32_t *iter) {
+    int m = 0;
+    for (int c = 0; c < tw; c++) {
+        if (fin[c]) continue;
+        if (m != c)
+            for (int k = 0; k < n; k++) v[(size_t)k * TILE + m] = v[(size_t)k * TILE + c];
+        col[m] = c;
+        iter[m] = 0;
+        m++;
+    }
+    return m;
+}
+
 #define LANES 16 /* lanes of a block of clamped_moments: its sums stay in registers */
 
 /* For lanes [0, m): the mean and the sum of squared deviations from it of the values of
@@ -271,16 +288,10 @@ static void winsorized_tile(double *v, int n, int tw, const params_t *q, work_t 
     int32_t *fin_lo = w->ist + 3 * TILE, *fin_hi = w->ist + 4 * TILE, *from = w->ist + 5 * TILE;
     const double sl = q->sigma_low, sh = q->sigma_high;
     nonfinite_columns(v, n, tw, fin, w->t1, out, rejected);
-    int m = 0;
-    for (int c = 0; c < tw; c++) {
-        if (fin[c]) continue;
-        if (m != c)
-            for (int k = 0; k < n; k++) v[(size_t)k * TILE + m] = v[(size_t)k * TILE + c];
-        col[m] = c;
-        iter[m] = 0;
-        alive[m] = 1.0;
-        winsor_window(v, m, 0, n, s);
-        m++;
+    int m = pack_finite_lanes(v, n, tw, fin, col, iter);
+    for (int j = 0; j < m; j++) {
+        alive[j] = 1.0;
+        winsor_window(v, j, 0, n, s);
     }
     while (m > 0) {
         clamped_moments(v, m, lo, hi, s[W_L], s[W_H], s[W_MEAN], s[W_SS]);
@@ -464,16 +475,10 @@ static void linearfit_tile(double *v, int n, int tw, const params_t *q, work_t *
     int32_t *col = w->ist, *iter = w->ist + TILE, *fin = w->ist + 2 * TILE;
     int32_t *from = w->ist + 3 * TILE, *alive = w->ist + 4 * TILE;
     nonfinite_columns(v, n, tw, fin, w->t1, out, rejected);
-    int m = 0;
-    for (int c = 0; c < tw; c++) {
-        if (fin[c]) continue;
-        if (m != c)
-            for (int k = 0; k < n; k++) v[(size_t)k * TILE + m] = v[(size_t)k * TILE + c];
-        col[m] = c;
-        iter[m] = 0;
-        alive[m] = 1;
-        cnt[m] = n;
-        m++;
+    int m = pack_finite_lanes(v, n, tw, fin, col, iter);
+    for (int j = 0; j < m; j++) {
+        alive[j] = 1;
+        cnt[j] = n;
     }
     for (int j = m; j < TILE; j++) cnt[j] = 0.0; /* lanes past m: no values */
     for (int k = 0; k < n; k++)
