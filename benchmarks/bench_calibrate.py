@@ -27,7 +27,7 @@ from astropy.io import fits
 from indical.calib.calibrate import CalibrateOptions, calibrate_paths
 from indical.calib.library import CalibrationLibrary, MasterRecord
 from indical.calib.status import Status, StatusStore
-from indical.fits_headers import meta_to_header
+from indical.fits.keywords import meta_to_header
 from indical.frame import Binning, FrameMeta, FrameType
 
 

@@ -73,7 +73,7 @@ _ENGINE_METHODS = ("sigma", "median", "winsorized", "linearfit")
 def write_frames(folder: Path, n: int) -> list[Path]:
     """Bias-like frames: level 1000 ADU, read noise 8 ADU, a few hot pixels and cosmic rays."""
     import numpy as np
-    from indical.fitsio import write_frame
+    from indical.fits.io import write_frame
     from indical.frame import Frame, FrameMeta, FrameType
 
     rng = np.random.default_rng(42)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from indical.drivers.indi.camera import decode_fits
-from indical.fitsio import write_frame
+from indical.fits.io import write_frame
 from indical.frame import FrameType
 from indical.rig import open_rig, parse_rig
 from indical.simulators.indi.ccd import encode_fits

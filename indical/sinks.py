@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from indical.fits_headers import header_to_meta
-from indical.fitsheader import read_primary_header
+from indical.fits.keywords import header_to_meta
+from indical.fits.header import read_primary_header
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 
 
@@ -136,7 +136,7 @@ class FitsFolderSink:
 
     def reject(self, path: Path, reason: str) -> Path:
         """Move a frame written earlier into NIGHT/rejected/, flagged with the reason."""
-        from indical.fitsio import read_frame
+        from indical.fits.io import read_frame
         path = Path(path)
         frame = read_frame(path)
         moved = self.write_rejected(frame.with_meta(frame_type=frame.meta.frame_type), reason)
@@ -147,7 +147,7 @@ class FitsFolderSink:
         return moved
 
     def write(self, frame: Frame, *, folder: Path | None = None) -> Path:
-        from indical.fitsio import write_frame  # astropy: imported by those who write frames
+        from indical.fits.io import write_frame  # astropy: imported by those who write frames
         folder = folder if folder is not None else self.folder_for(frame)
         folder.mkdir(parents=True, exist_ok=True)
         stem = frame_filename(frame)

@@ -15,7 +15,7 @@ from astropy.io import fits
 from indical.calib.bpm import COLD, DEAD, HOT, BadPixelOptions, build_bad_pixel_map
 from indical.calib.match import MasterInfo, MasterKind
 from indical.calib.output import master_pixels
-from indical.fitsio import write_atomic
+from indical.fits.io import write_atomic
 from indical.frame import FrameType
 
 

@@ -29,7 +29,7 @@ from indical.calib.output import (calibrated_header, is_calibrated_output, outpu
                                   output_path, write_calibrated)
 from indical.calib.status import LightStatus, Status
 from indical.errors import FitsError
-from indical.fits_headers import header_to_meta
+from indical.fits.keywords import header_to_meta
 from indical.frame import FrameMeta, FrameType
 from indical.sinks import night_of
 

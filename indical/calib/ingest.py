@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from indical.calib.rawio import RawImage, open_raw
 from indical.errors import FitsError
-from indical.fits_headers import header_to_meta
+from indical.fits.keywords import header_to_meta
 from indical.frame import FrameMeta, FrameType
 from indical.sinks import is_rejected_path
 

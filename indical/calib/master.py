@@ -27,8 +27,8 @@ from indical.calib.combine.options import CombineOptions, TooFewFrames
 from indical.calib.ingest import is_master_header
 from indical.calib.rawio import open_raw
 from indical.errors import FitsError, IndicalError
-from indical.fits_headers import header_frame_type, header_to_meta, meta_to_header
-from indical.fitsheader import Header, write_image
+from indical.fits.keywords import header_frame_type, header_to_meta, meta_to_header
+from indical.fits.header import Header, write_image
 from indical.frame import FrameMeta, FrameType
 
 MASTER_IMAGETYP = {FrameType.BIAS: "Master Bias", FrameType.DARK: "Master Dark",

@@ -15,7 +15,7 @@ from indical.calib.apply import CalibratedLight, scale_to_bit_depth
 from indical.calib.ingest import CALIBRATED_KEY
 from indical.calib.match import MasterInfo, MasterKind
 from indical.errors import FitsError
-from indical.fitsio import write_atomic
+from indical.fits.io import write_atomic
 
 _DROP = ("BZERO", "BSCALE", "BLANK", "CHECKSUM", "DATASUM", "DATAMIN", "DATAMAX")
 _VERB = {MasterKind.BIAS: "subtracted", MasterKind.DARK: "subtracted",

@@ -1,7 +1,7 @@
 """Raw pixel access: the stored integers of a FITS image, memory-mapped, with BZERO and BSCALE
 kept apart so callers scale one chunk at a time (astropy refuses to memory-map scaled data, and
 scaling a whole stack at once is what makes other tools slow and memory-hungry). Plain files are
-read without astropy (`indical.fitsheader`); tile-compressed and gzipped ones through it."""
+read without astropy (`indical.fits.header`); tile-compressed and gzipped ones through it."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from indical.errors import FitsError
-from indical.fitsheader import BLOCK, Header, HeaderError, read_header_at
+from indical.fits.header import BLOCK, Header, HeaderError, read_header_at
 
 _BITPIX = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 _PAGE = mmap.PAGESIZE

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indical.fitsio import write_frame
+from indical.fits.io import write_frame
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from indical.fits_headers import meta_to_header
+from indical.fits.keywords import meta_to_header
 from indical.frame import Binning, FrameMeta, FrameType
 from indical.simulators.indi import protocol as P
 from indical.simulators.indi.config import CameraConfig, camera_config

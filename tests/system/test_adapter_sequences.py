@@ -18,7 +18,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from indical.fitsio import read_frame
+from indical.fits.io import read_frame
 from indical.frame import FrameType
 from indical.rig import open_rig, parse_rig
 

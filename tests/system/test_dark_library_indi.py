@@ -15,7 +15,7 @@ from indical.calib.library import CalibrationLibrary
 from indical.calib.match import MasterKind
 from indical.calib.needs import NeedsOptions, compute_needs
 from indical.cli import main
-from indical.fitsio import write_frame
+from indical.fits.io import write_frame
 from indical.frame import FrameType
 from indical.interfaces.cover import CoverState
 from indical.rig import open_rig, parse_rig

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from indi_helpers import start_server
 from indical.cli import main
-from indical.fitsio import read_frame
+from indical.fits.io import read_frame
 from indical.frame import FrameType
 from indical.simulators.indi.server import OUR_CCD, OUR_FLIPFLAT
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from indi_helpers import open_indi_rig, start_server
-from indical.fitsio import read_frame
+from indical.fits.io import read_frame
 from indical.frame import FrameType
 from indical.interfaces import CoverState
 from indical.simulators.indi.server import OUR_CCD, OUR_FLIPFLAT

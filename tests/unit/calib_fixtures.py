@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from calib_synthetic import Scene, make_scene
 from indical.calib.library import CalibrationLibrary, MasterRecord
-from indical.fitsio import write_frame
+from indical.fits.io import write_frame
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 
 CAMERA = "Sim Cam"

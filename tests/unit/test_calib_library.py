@@ -147,7 +147,7 @@ def test_not_a_database_names_the_file(tmp_path):
 
 def test_ingest_reads_compressed_files(lib, tmp_path):
     from astropy.io import fits
-    from indical.fits_headers import meta_to_header
+    from indical.fits.keywords import meta_to_header
     data = synthetic_data(1234, seed=3)
     header = meta_to_header(synthetic_meta(FrameType.BIAS, exposure_s=0.0))
     hdul = fits.HDUList([fits.PrimaryHDU(header=header), fits.CompImageHDU(data=data)])

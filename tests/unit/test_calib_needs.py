@@ -14,7 +14,7 @@ from indical.calib.match import MasterKind
 from indical.calib.needs import NeedConfig, NeedsOptions, compute_needs, remaining
 from indical.calib.status import StatusStore
 from indical.cli import main
-from indical.fitsio import write_frame
+from indical.fits.io import write_frame
 from indical.frame import Binning, Frame, FrameType
 
 

@@ -232,7 +232,7 @@ def test_sky_flats_recognised_and_nearest_in_time_used(tmp_path):
     from indical.calib.catalogue import MasterCatalogue
     from indical.calib.ingest import inspect_file
     from calib_fixtures import light_meta
-    from indical.fitsio import write_frame
+    from indical.fits.io import write_frame
     from indical.frame import Frame
     lib, scene, masters = standard_library(tmp_path / "lib")
     store = StatusStore(lib.db_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from indical.cli import main
-from indical.fitsio import read_frame
+from indical.fits.io import read_frame
 
 
 def test_rig_check_on_the_builtin_observatory():

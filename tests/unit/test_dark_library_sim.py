@@ -8,7 +8,7 @@ from indical.calib.ingest import inspect_file
 from indical.calib.library import CalibrationLibrary
 from indical.calib.match import MasterKind
 from indical.calib.needs import NeedsOptions, compute_needs
-from indical.fitsio import write_frame
+from indical.fits.io import write_frame
 from indical.frame import FrameType
 from indical.interfaces.cover import CoverState
 from indical.rig import open_rig, parse_rig

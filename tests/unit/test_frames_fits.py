@@ -9,8 +9,8 @@ import pytest
 from astropy.io import fits
 
 from indical.errors import FitsError
-from indical.fits_headers import header_to_meta, meta_to_header, parse_imagetyp
-from indical.fitsio import read_frame, write_frame
+from indical.fits.keywords import header_to_meta, meta_to_header, parse_imagetyp
+from indical.fits.io import read_frame, write_frame
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 from indical.sinks import FitsFolderSink, FrameQuery, night_of
 

@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 
 def meta_to_header(meta: FrameMeta, header: Any = None) -> Any:
     """Header cards for a frame's metadata, added to the header given (an astropy Header or
-    indical's own `fitsheader.Header`), or to a new astropy Header."""
+    indical's own `indical.fits.header.Header`), or to a new astropy Header."""
     if header is None:
         from astropy.io import fits
         header = fits.Header()

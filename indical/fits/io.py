@@ -13,7 +13,7 @@ from astropy.utils.exceptions import AstropyWarning
 
 from indical.atomic import atomic_file
 from indical.errors import FitsError
-from indical.fits_headers import header_to_meta, meta_to_header
+from indical.fits.keywords import header_to_meta, meta_to_header
 from indical.frame import Frame, FrameType
 
 

@@ -13,7 +13,7 @@ from astropy.io import fits
 
 from indical.calib.rawio import open_raw
 from indical.errors import FitsError
-from indical.fitsheader import Card, Header, HeaderError, format_card, parse_card, parse_header, write_image
+from indical.fits.header import Card, Header, HeaderError, format_card, parse_card, parse_header, write_image
 
 CARDS = [
     ("IMAGETYP", "Flat Field", "Type of image"),
@@ -163,7 +163,7 @@ def test_header_behaves_like_a_mapping():
     assert h.get("C", 9) == 9
 
 
-# -- rawio through indical.fitsheader ---------------------------------------------------------
+# -- rawio through indical.fits.header ---------------------------------------------------------
 def _image() -> np.ndarray:
     return (np.arange(40 * 30).reshape(30, 40) % 4000).astype(np.uint16)
 
