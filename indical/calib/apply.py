@@ -15,11 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Bits of the per-pixel flag image written beside a calibrated light.
-FLAG_FLAT_FLOOR = 1   # the flat was below the floor here: the value is not trustworthy
-FLAG_HOT = 2          # hot pixel in the bad pixel map
-FLAG_COLD = 4         # cold or dead pixel in the bad pixel map
-FLAG_CORRECTED = 8    # replaced from its neighbours
+from indical.calib.flags import PixelFlag, from_bad_pixel_map
 
 
 class DarkMode(enum.Enum):
@@ -72,13 +68,13 @@ class PreparedMasters:
     pedestal: np.ndarray | None = None
     dark_rate_per_s: np.ndarray | None = None
     flat: NormalisedFlat | None = None
-    flags: np.ndarray | None = None  # uint8, the flags every light of this set carries
+    flags: np.ndarray | None = None  # uint8 PixelFlag bits every light of this set carries
 
 
 @dataclass(frozen=True)
 class CalibratedLight:
     data: np.ndarray            # float32
-    flags: np.ndarray | None    # uint8 or None when nothing is flagged
+    flags: np.ndarray | None    # uint8 PixelFlag bits, or None when nothing is flagged
     negative_fraction: float    # after subtraction, before the flat
 
     def negative_warning(self, options: ApplyOptions) -> str | None:
@@ -130,7 +126,8 @@ def prepare_masters(
 
     CMOS: the dark is subtracted as is (it already holds the bias); a bias alone is used when
     no dark is given. CCD: dark current per second = (dark - bias) / t_dark, unless the dark
-    was already bias-subtracted. `bad_pixels` is a uint8 map (bpm.HOT/COLD bits) or bool."""
+    was already bias-subtracted. `bad_pixels` is a uint8 map (PixelFlag HOT / COLD / DEAD bits)
+    or bool."""
     for name, array in (("bias", bias), ("dark", dark), ("flat", flat),
                         ("bad pixel map", bad_pixels)):
         _check_shape(name, array, shape)
@@ -158,10 +155,9 @@ def prepare_masters(
     normalised = normalise_flat(flat, options.flat_floor) if flat is not None else None
     flags = None
     if normalised is not None and normalised.floored.any():
-        flags = np.where(normalised.floored, np.uint8(FLAG_FLAT_FLOOR), np.uint8(0))
+        flags = np.where(normalised.floored, np.uint8(PixelFlag.FLAT_FLOOR), np.uint8(0))
     if bad_pixels is not None:
-        from indical.calib.bpm import bpm_flags
-        extra = bpm_flags(bad_pixels)
+        extra = from_bad_pixel_map(bad_pixels)
         if extra.any():
             flags = extra if flags is None else (flags | extra)
     return PreparedMasters(mode, tuple(shape), pedestal, rate, normalised, flags)

@@ -1,7 +1,8 @@
 """Bad pixel maps: hot pixels from a master dark, cold and dead pixels from a master flat, and
 correction of flagged pixels from their neighbours.
 
-A map is a uint8 image of bits (HOT, COLD, DEAD) so one file says why each pixel is bad. Flat
+A map is a uint8 image of `PixelFlag` bits (HOT, COLD, DEAD) so one file says why each pixel
+is bad; calibrated lights carry the same bits in their FLAGS extension. Flat
 thresholds are taken against a block-median background, so vignetted corners and dust shadows
 are not mistaken for cold pixels.
 """
@@ -12,11 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indical.calib.apply import FLAG_COLD, FLAG_HOT
-
-HOT = 1
-COLD = 2
-DEAD = 4
+from indical.calib.flags import PixelFlag
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -79,7 +76,7 @@ def cold_and_dead_pixels(flat: np.ndarray, options: BadPixelOptions = BadPixelOp
 
 def build_bad_pixel_map(dark: np.ndarray | None, flat: np.ndarray | None,
                         options: BadPixelOptions = BadPixelOptions()) -> np.ndarray:
-    """A uint8 map of HOT / COLD / DEAD bits from whichever masters are given."""
+    """A uint8 map of PixelFlag HOT / COLD / DEAD bits from whichever masters are given."""
     if dark is None and flat is None:
         raise ValueError("a bad pixel map needs a master dark, a master flat or both")
     shape = (dark if dark is not None else flat).shape
@@ -87,23 +84,12 @@ def build_bad_pixel_map(dark: np.ndarray | None, flat: np.ndarray | None,
         raise ValueError(f"master dark {dark.shape} and master flat {flat.shape} differ in size")
     bpm = np.zeros(shape, dtype=np.uint8)
     if dark is not None:
-        bpm[hot_pixels(dark, options.hot_sigma)] |= HOT
+        bpm[hot_pixels(dark, options.hot_sigma)] |= np.uint8(PixelFlag.HOT)
     if flat is not None:
         cold, dead = cold_and_dead_pixels(flat, options)
-        bpm[cold] |= COLD
-        bpm[dead] |= DEAD
+        bpm[cold] |= np.uint8(PixelFlag.COLD)
+        bpm[dead] |= np.uint8(PixelFlag.DEAD)
     return bpm
-
-
-def bpm_flags(bad_pixels: np.ndarray) -> np.ndarray:
-    """Calibrated-light flag bits (apply.FLAG_*) for a bad pixel map (uint8 bits or bool)."""
-    b = np.asarray(bad_pixels)
-    if b.dtype == bool:
-        return np.where(b, np.uint8(FLAG_HOT), np.uint8(0))
-    flags = np.zeros(b.shape, dtype=np.uint8)
-    flags[(b & HOT) != 0] |= FLAG_HOT
-    flags[(b & (COLD | DEAD)) != 0] |= FLAG_COLD
-    return flags
 
 
 def correct_from_neighbours(image: np.ndarray, bad: np.ndarray, step: int = 1) -> np.ndarray:

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from indical.calib.bpm import COLD, DEAD, HOT, BadPixelOptions, build_bad_pixel_map
+from indical.calib.bpm import BadPixelOptions, build_bad_pixel_map
+from indical.calib.flags import BAD_PIXEL, PixelFlag, flag_keywords
 from indical.calib.match import MasterInfo, MasterKind
 from indical.calib.output import master_pixels
 from indical.fits.io import write_atomic
@@ -54,10 +55,12 @@ def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOpti
         bpm = build_bad_pixel_map(master_pixels(Path(dark.path)) if dark else None,
                                   master_pixels(Path(flat.path)) if flat else None, options)
         camera, mode, gain, offset, binning, width, height = key
-        counts = (int(np.count_nonzero(bpm & HOT)), int(np.count_nonzero(bpm & COLD)),
-                  int(np.count_nonzero(bpm & DEAD)))
+        counts = tuple(int(np.count_nonzero(bpm & np.uint8(flag)))
+                       for flag in (PixelFlag.HOT, PixelFlag.COLD, PixelFlag.DEAD))
         header = fits.Header()
         header["IMAGETYP"] = ("Bad Pixel Map", "bits: 1 hot, 2 cold, 4 dead")
+        for keyword, meaning in flag_keywords(BAD_PIXEL):
+            header[keyword] = meaning
         header["INSTRUME"] = camera
         if gain is not None:
             header["GAIN"] = gain

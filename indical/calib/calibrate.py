@@ -17,13 +17,13 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from astropy.io import fits
 
-from indical.calib.apply import (FLAG_CORRECTED, ApplyOptions, CalibratedLight,
-                                 CalibrationInputError, DarkMode, PreparedMasters, apply_masters,
-                                 prepare_masters, stored_shift)
+from indical.calib.apply import (ApplyOptions, CalibratedLight, CalibrationInputError, DarkMode,
+                                 PreparedMasters, apply_masters, prepare_masters, stored_shift)
 from indical.calib.apply_fast import apply_masters_be16
 from indical.calib.bpm import correct_from_neighbours
 from indical.calib.catalogue import MasterCatalogue
 from indical.calib.checks import calibration_warnings
+from indical.calib.flags import BAD_PIXEL, PixelFlag
 from indical.calib.match import LightInfo, MasterChoice, MatchRules, choose_masters
 from indical.calib.output import (calibrated_header, is_calibrated_output, output_complete,
                                   output_path, write_calibrated)
@@ -261,11 +261,10 @@ def _ours(path: Path) -> bool:
 
 
 def _correct(result: CalibratedLight, meta: FrameMeta) -> CalibratedLight:
-    from indical.calib.apply import FLAG_COLD, FLAG_HOT
-    bad = (result.flags & (FLAG_HOT | FLAG_COLD)) != 0
+    bad = (result.flags & np.uint8(BAD_PIXEL)) != 0
     step = 2 if meta.bayer_pattern else 1
     data = correct_from_neighbours(result.data, bad, step=step)
-    flags = result.flags | np.where(bad, np.uint8(FLAG_CORRECTED), np.uint8(0))
+    flags = result.flags | np.where(bad, np.uint8(PixelFlag.CORRECTED), np.uint8(0))
     return CalibratedLight(data, flags, result.negative_fraction)
 
 

@@ -12,6 +12,7 @@ from astropy.io import fits
 
 from indical import __version__
 from indical.calib.apply import CalibratedLight, scale_to_bit_depth
+from indical.calib.flags import flag_keywords
 from indical.calib.ingest import CALIBRATED_KEY
 from indical.calib.match import MasterInfo, MasterKind
 from indical.errors import FitsError
@@ -91,10 +92,8 @@ def write_calibrated(path: Path, result: CalibratedLight, header: fits.Header, *
     hdus = [fits.PrimaryHDU(data=data, header=h)]
     if result.flags is not None:
         flags = fits.ImageHDU(data=result.flags, name="FLAGS")
-        flags.header["FLAGBIT1"] = "flat below floor"
-        flags.header["FLAGBIT2"] = "hot pixel"
-        flags.header["FLAGBIT3"] = "cold or dead pixel"
-        flags.header["FLAGBIT4"] = "replaced from neighbours"
+        for keyword, meaning in flag_keywords():
+            flags.header[keyword] = meaning
         hdus.append(flags)
     hdul = fits.HDUList(hdus)
     # Without sync the file is renamed into place but not flushed to disk (decision 007).

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from calib_synthetic import make_scene
-from indical.calib.apply import (FLAG_COLD, FLAG_FLAT_FLOOR, FLAG_HOT, ApplyOptions,
-                                 CalibrationInputError, DarkMode, apply_masters, normalise_flat,
-                                 prepare_masters, scale_to_bit_depth, stored_shift)
+from indical.calib.apply import (ApplyOptions, CalibrationInputError, DarkMode, apply_masters,
+                                 normalise_flat, prepare_masters, scale_to_bit_depth, stored_shift)
+from indical.calib.flags import BAD_PIXEL, PixelFlag, flag_keywords
 
 
 def _pulls(cal, scene, exposure_s, flat_median):
@@ -84,7 +84,7 @@ def test_flat_floor_flags_tiny_values():
     assert n.reciprocal.max() == pytest.approx(20.0)
     masters = prepare_masters(flat.shape, flat=flat)
     out = apply_masters(np.full((10, 10), 100, np.uint16), 1.0, masters)
-    assert out.flags is not None and out.flags[0, 0] & FLAG_FLAT_FLOOR
+    assert out.flags is not None and out.flags[0, 0] & PixelFlag.FLAT_FLOOR
     assert out.flags[5, 5] == 0
 
 
@@ -121,11 +121,26 @@ def test_negative_fraction_warns_above_threshold():
 
 def test_bad_pixel_map_flags_reach_the_light():
     bpm = np.zeros((4, 4), np.uint8)
-    bpm[1, 1] = 1   # hot
-    bpm[2, 2] = 4   # dead
-    res = apply_masters(np.ones((4, 4), np.uint16), 1.0, prepare_masters((4, 4), bad_pixels=bpm))
-    assert res.flags[1, 1] == FLAG_HOT and res.flags[2, 2] == FLAG_COLD
-    assert res.flags.sum() == FLAG_HOT + FLAG_COLD
+    bpm[1, 1] = PixelFlag.HOT
+    bpm[2, 2] = PixelFlag.DEAD
+    bpm[3, 3] = PixelFlag.COLD | PixelFlag.CORRECTED   # not a map's bit: not passed on
+    flat = np.ones((4, 4), np.float32)
+    flat[0, 0] = 0.0
+    res = apply_masters(np.ones((4, 4), np.uint16), 1.0,
+                        prepare_masters((4, 4), bad_pixels=bpm, flat=flat))
+    assert res.flags[1, 1] == PixelFlag.HOT and res.flags[2, 2] == PixelFlag.DEAD
+    assert res.flags[3, 3] == PixelFlag.COLD and res.flags[0, 0] == PixelFlag.FLAT_FLOOR
+    assert res.flags.sum() == PixelFlag.HOT + PixelFlag.DEAD + PixelFlag.COLD + PixelFlag.FLAT_FLOOR
+
+
+def test_a_bool_mask_flags_hot_and_every_bit_is_named_once():
+    res = prepare_masters((2, 2), bad_pixels=np.array([[True, False], [False, False]]))
+    assert res.flags.tolist() == [[PixelFlag.HOT, 0], [0, 0]]
+    keywords = dict(flag_keywords())
+    assert keywords == {"FLAGBIT1": "hot pixel", "FLAGBIT2": "cold pixel",
+                        "FLAGBIT3": "dead pixel", "FLAGBIT4": "flat below floor",
+                        "FLAGBIT5": "replaced from neighbours"}
+    assert [k for k, _ in flag_keywords(BAD_PIXEL)] == ["FLAGBIT1", "FLAGBIT2", "FLAGBIT3"]
 
 
 def test_scale_to_bit_depth_rounds_and_clips():

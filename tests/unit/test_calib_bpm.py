@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from calib_synthetic import make_scene
-from indical.calib.bpm import (COLD, DEAD, HOT, BadPixelOptions, build_bad_pixel_map,
-                               correct_from_neighbours)
+from indical.calib.bpm import BadPixelOptions, build_bad_pixel_map, correct_from_neighbours
+from indical.calib.flags import PixelFlag
 
 
 def test_hot_cold_and_dead_are_found_and_vignetting_is_not():
@@ -18,9 +18,9 @@ def test_hot_cold_and_dead_are_found_and_vignetting_is_not():
     flat[90, 100] *= 0.8   # merely dim, like a pixel in a dust shadow: not bad
     flat[5, 150] = 0.0     # dead, in a vignetted corner
     bpm = build_bad_pixel_map(dark, flat, BadPixelOptions(hot_sigma=5, cold_fraction=0.6))
-    assert bpm[10, 10] & HOT
-    assert bpm[100, 20] & COLD
-    assert bpm[5, 150] & DEAD
+    assert bpm[10, 10] & PixelFlag.HOT
+    assert bpm[100, 20] & PixelFlag.COLD
+    assert bpm[5, 150] & PixelFlag.DEAD
     # vignetted corners (flat down to ~0.6) and the dust shadow (0.85) are not bad pixels
     assert not bpm[0:3, 0:3].any()
     assert not bpm[40:48, 60:68].any()

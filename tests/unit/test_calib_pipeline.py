@@ -176,7 +176,7 @@ def test_ccd_path_and_integer_output(tmp_path):
 def test_bad_pixel_map_master_flags_and_corrects(tmp_path):
     from click.testing import CliRunner
 
-    from indical.calib.apply import FLAG_CORRECTED, FLAG_HOT
+    from indical.calib.flags import PixelFlag
     from indical.cli import main
     lib, scene, masters = standard_library(tmp_path / "lib")
     lib.close()
@@ -187,15 +187,19 @@ def test_bad_pixel_map_master_flags_and_corrects(tmp_path):
     lib = CalibrationLibrary(db)
     store = StatusStore(lib.db_path)
     (bpm,) = [m for m in store.bad_pixel_maps() if not m.superseded and m.gain == 100]
-    assert fits.getdata(bpm.path)[10, 10] & 1, "the hot pixel of the synthetic dark is in the map"
+    assert fits.getdata(bpm.path)[10, 10] & PixelFlag.HOT, "the synthetic dark's hot pixel"
+    assert fits.getheader(bpm.path)["FLAGBIT3"] == "dead pixel"
 
     light = write_light(tmp_path, "l.fits", scene, np.random.default_rng(9))
     (o,) = calibrate_paths(lib, store, [light], CalibrateOptions(bad_pixels="correct")).outcomes
     assert o.status is Status.CALIBRATED, o.message
     with fits.open(o.output) as hdul:
         flags = hdul["FLAGS"].data
+        flag_header = hdul["FLAGS"].header
         data = hdul[0].data
-    assert flags[10, 10] & FLAG_HOT and flags[10, 10] & FLAG_CORRECTED
+    assert flags[10, 10] == PixelFlag.HOT | PixelFlag.CORRECTED
+    assert flag_header["FLAGBIT1"] == "hot pixel"
+    assert flag_header["FLAGBIT5"] == "replaced from neighbours"
     neighbours = data[9:12, 9:12].ravel()[[0, 1, 2, 3, 5, 6, 7, 8]]
     assert data[10, 10] == np.median(neighbours)
     assert "master bpm" in "\n".join(fits.getheader(o.output)["HISTORY"])
