@@ -33,7 +33,7 @@ import numpy as np
 
 from indical.frame import FrameType
 from indical.rig import open_rig, parse_rig
-from indical.sequence import run_sequence
+from indical.sequence.engine import run_sequence
 from indical.sequence.level import central_region
 from indical.sequence.log import read_log
 from indical.sequence.trained import TrainedStore

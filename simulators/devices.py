@@ -20,8 +20,7 @@ from indical.simulators.models.optics import OpticsParams
 from indical.simulators.models.panel import PanelParams
 from indical.simulators.models.sensor import Sensor, SensorParams
 from indical.simulators.models.sky import SkyParams
-from indical.simulators.world import CoverState as _Cover
-from indical.simulators.world import MountState, PanelState, SimWorld, WheelState
+from indical.simulators.world import LidState, MountState, PanelState, SimWorld, WheelState
 
 
 class SimCamera(Camera):
@@ -219,7 +218,7 @@ class SimLightPanel(LightPanel):
 
 
 class SimCover(Cover):
-    def __init__(self, world: SimWorld, state: _Cover, name: str) -> None:
+    def __init__(self, world: SimWorld, state: LidState, name: str) -> None:
         self.world = world
         self.st = state
         self.name = name
@@ -381,7 +380,7 @@ class SimDriver:
             world.panel = PanelState(params, on_cover=on_cover)
             return SimLightPanel(world, world.panel, name)
         if role == "cover":
-            world.cover = _Cover(travel_s=s["travel_s"], closed=s["closed"])
+            world.cover = LidState(travel_s=s["travel_s"], closed=s["closed"])
             return SimCover(world, world.cover, name)
         if role == "filter_wheel":
             names = s["names"]

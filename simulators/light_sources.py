@@ -19,10 +19,10 @@ from typing import Any, Callable, Mapping
 from indical.errors import DeviceError, RigError
 from indical.settings import Setting, positive, read_settings
 from indical.simulators.models.panel import PanelParams
-from indical.simulators.world import CoverState, PanelState
+from indical.simulators.world import LidState, PanelState
 
 #: What a light source reports at the start of each exposure.
-Reading = tuple[PanelState | None, CoverState | None]
+Reading = tuple[PanelState | None, LidState | None]
 LightSource = Callable[[], Reading]
 
 _LEVELS = 1000   # a pin's duty cycle, in thousandths, as the panel model's brightness
@@ -77,7 +77,7 @@ def alnitak_state_light(path: str | Path) -> LightSource:
         has_cover = state["cover"] != "none"
         panel = PanelState(params, on=bool(state["light_on"]), brightness=int(state["brightness"]),
                            on_cover=has_cover)
-        cover = CoverState(travel_s=0.0, closed=state["cover"] == "closed") if has_cover else None
+        cover = LidState(travel_s=0.0, closed=state["cover"] == "closed") if has_cover else None
         return panel, cover
 
     return read

@@ -36,7 +36,10 @@ class PanelState:
 
 
 @dataclass
-class CoverState:
+class LidState:
+    """The simulated cover's mechanics (travel time, where it is, when a move ends); what a
+    Cover reports of it is an `indical.interfaces.CoverState`."""
+
     travel_s: float = 5.0
     closed: bool = False
     moving_until: datetime | None = None
@@ -66,11 +69,11 @@ class SimWorld:
         self.optics = optics
         self.lock = threading.RLock()
         self.panel: PanelState | None = None
-        self.cover: CoverState | None = None
+        self.cover: LidState | None = None
         self.wheel: WheelState | None = None
         self.mount: MountState | None = None
         #: A panel that is not a simulated device (light_sources.py): read at each exposure.
-        self.external_panel: Callable[[], tuple[PanelState | None, CoverState | None]] | None = None
+        self.external_panel: Callable[[], tuple[PanelState | None, LidState | None]] | None = None
         self.last_spoilers: list[str] = []
         self._sun_tables: dict[int, np.ndarray] = {}
 

@@ -1,6 +1,7 @@
 """Sequences: the small public API sequence files use, and the engine that runs them.
 
-A sequence file (see `sequences/panel_flats.py`) defines `run(obs)`; `obs` is a `Session`:
+A sequence file (see `sequences/panel_flats.py`) defines `run(obs)`; `obs` is an `Observatory`
+(a `Session` with the plan verbs):
 
     COVER_ON_EXIT = "open"                 # where the cover ends, however the run ends
 
@@ -10,14 +11,16 @@ A sequence file (see `sequences/panel_flats.py`) defines `run(obs)`; `obs` is a 
             obs.panel_flats(name, count=20, target=Target.fraction(0.5, tolerance=0.1))
         obs.dark_flats(count=20)
 
-The engine (`run_sequence`) owns timeouts, Ctrl-C, the JSON-lines exposure log and the safe
-state at the end. The decisions (levels, next brightness, next exposure) are pure functions in
-`level`, `brightness` and `exposure`."""
+This package's own namespace is that API (`Target`, `Band`, `Level`, ...) and imports neither
+the engine nor the flat loops, so any module may import from it without a cycle. The engine
+(`indical.sequence.engine.run_sequence`) owns timeouts, Ctrl-C, the JSON-lines exposure log and
+the safe state at the end; `indical.sequence.observatory` is the facade `obs` is made from. The
+decisions (levels, next brightness, next exposure) are pure functions in `level`, `brightness`
+and `exposure`."""
 
-from indical.sequence.engine import RunResult, SequenceError, run_file, run_sequence
+from indical.sequence.flat_config import FlatSettings, FlatsTaken
 from indical.sequence.level import Band, Level, Target
 from indical.sequence.panel import FlatSearchFailed
-from indical.sequence.session import FlatConfig, FlatSettings, Session
+from indical.sequence.session import Session
 
-__all__ = ["Band", "FlatConfig", "FlatSearchFailed", "FlatSettings", "Level", "RunResult",
-           "SequenceError", "Session", "Target", "run_file", "run_sequence"]
+__all__ = ["Band", "FlatSearchFailed", "FlatSettings", "FlatsTaken", "Level", "Session", "Target"]

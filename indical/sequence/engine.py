@@ -1,4 +1,4 @@
-"""Running a sequence file: load it, hand it a Session, and whatever happens (the end, an error,
+"""Running a sequence file: load it, hand it an Observatory, and whatever happens (the end, an error,
 a lost device, one Ctrl-C) leave the hardware safe: exposure aborted, light off, cover where the
 sequence file asks.
 
@@ -21,6 +21,7 @@ from typing import Any, Callable
 from indical.errors import IndicalError
 from indical.rig import Rig, RigSpec, open_rig
 from indical.sequence.log import ExposureLog
+from indical.sequence.observatory import Observatory
 from indical.sequence.session import Session
 from indical.sequence.trained import TrainedStore
 from indical.sinks import FitsFolderSink, FrameSink
@@ -156,10 +157,10 @@ def run_sequence(path: Path, rig: Rig, sink: FrameSink, *, log_path: Path | None
     log_path = log_path or default_log_path(sink, started)
     log = ExposureLog(log_path)
     result = RunResult(Path(path), log_path=log_path)
-    obs: Session | None = None
+    obs: Observatory | None = None
     with _SigintGuard(say) as guard:
         try:
-            obs = Session(rig, sink, log, store=store, say=say, cover_on_exit=cover_on_exit)
+            obs = Observatory(rig, sink, log, store=store, say=say, cover_on_exit=cover_on_exit)
             module.run(obs)
         except KeyboardInterrupt:
             guard.cleaning()

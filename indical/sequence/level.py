@@ -68,11 +68,25 @@ class Target:
 
 @dataclass(frozen=True)
 class Band:
-    """Accepted levels above bias, in ADU."""
+    """Accepted levels above bias, in ADU: a Target resolved for one camera and bias (panel
+    flats), or the target the twilight ramp aims its exposures at."""
 
     low_adu: float
     target_adu: float
     high_adu: float
+
+    @classmethod
+    def around(cls, target_adu: float, tolerance: float = 0.1) -> "Band":
+        """target_adu +/- tolerance of it."""
+        if target_adu <= 0 or not 0 < tolerance < 1:
+            raise ValueError(f"target {target_adu} ADU +/- {tolerance:.0%}: level must be "
+                             "positive and tolerance between 0 and 1")
+        return cls(target_adu * (1 - tolerance), target_adu, target_adu * (1 + tolerance))
+
+    @property
+    def tolerance(self) -> float:
+        """Half the band's width relative to its target."""
+        return (self.high_adu - self.low_adu) / (2 * self.target_adu)
 
     def contains(self, level_adu: float) -> bool:
         return self.low_adu <= level_adu <= self.high_adu

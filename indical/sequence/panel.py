@@ -6,20 +6,17 @@ flat), take the rest, re-aiming the exposure if the panel drifts, and store what
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from indical.errors import IndicalError
 from indical.frame import Frame, FrameType
 from indical.interfaces.light_panel import PanelInfo
 from indical.sequence.brightness import Steps, at_floor, next_brightness, too_bright_at_edge
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
                                        Refuse, dark_floor_adu, next_exposure)
+from indical.sequence.flat_config import FlatsTaken
 from indical.sequence.level import BANDING_LIMIT, Band, Level, Target, row_banding
+from indical.sequence.session import Session
 from indical.sequence.trained import TrainedFlat
 from indical.sinks import FrameQuery
-
-if TYPE_CHECKING:
-    from indical.sequence.session import FlatConfig, Session
 
 #: Flats in a row that may miss the band before the run stops (the light is unstable).
 MAX_MISSES = 3
@@ -59,7 +56,7 @@ FLICKER_STEP = 10.0
 class _Search:
     """One filter's search: exposes what the decisions ask for, logs every frame."""
 
-    def __init__(self, obs: "Session", filter: str | None, target: Target) -> None:
+    def __init__(self, obs: Session, filter: str | None, target: Target) -> None:
         self.obs = obs
         self.filter = filter
         self.target = target
@@ -105,7 +102,7 @@ class _Search:
         return self.last[2]  # type: ignore[index]
 
 
-def _gave_up(search: "_Search", limits: ExposureLimits, steps: Steps | None = None) -> Refuse:
+def _gave_up(search: _Search, limits: ExposureLimits, steps: Steps | None = None) -> Refuse:
     """The cap was reached: say what the frames showed, so the user knows which way to go."""
     band = search.band()
     if steps is not None:
@@ -133,12 +130,12 @@ def _gave_up(search: "_Search", limits: ExposureLimits, steps: Steps | None = No
                   + f"; target {band.low_adu:.0f}-{band.high_adu:.0f} ADU")
 
 
-def _fail(obs: "Session", filter: str | None, refusal: Refuse) -> FlatSearchFailed:
+def _fail(obs: Session, filter: str | None, refusal: Refuse) -> FlatSearchFailed:
     obs.light.off()
     return FlatSearchFailed(obs.light.name or obs.camera.name, filter, refusal)
 
 
-def find_settings(obs: "Session", search: _Search, *, dim: bool, exposure_s: float,
+def find_settings(obs: Session, search: _Search, *, dim: bool, exposure_s: float,
                   start_brightness: int | None) -> tuple[int | None, float]:
     """Search until a frame is in band; returns (brightness, exposure). Raises
     FlatSearchFailed with the refusal when no setting within the limits will do."""
@@ -216,9 +213,8 @@ def _exposure_search(search: _Search, limits: ExposureLimits, brightness: int | 
         observations.append(search.shoot(brightness, d.exposure_s, d.why))
 
 
-def take_flats(obs: "Session", filter: str | None, *, count: int, target: Target,
-               exposure_s: float, dim: bool, use_trained: bool) -> "FlatConfig | None":
-    from indical.sequence.session import FlatConfig
+def take_flats(obs: Session, filter: str | None, *, count: int, target: Target,
+               exposure_s: float, dim: bool, use_trained: bool) -> FlatsTaken | None:
     obs.select_filter(filter)
     label = filter or "the one filter"
     query = obs.query(FrameType.FLAT, filter=filter)
@@ -228,8 +224,8 @@ def take_flats(obs: "Session", filter: str | None, *, count: int, target: Target
     if need == 0:
         obs.say(f"{label}: {count} flats already taken tonight")
         if trained is not None:
-            config = FlatConfig(filter, trained.exposure_s, trained.brightness, query)
-            obs.flat_configs.append(config)
+            config = FlatsTaken(filter, trained.exposure_s, trained.brightness, query)
+            obs.flats_taken.append(config)
             return config
         obs.say(f"{label}: no stored exposure for these flats, so no dark flats for them")
         return None
@@ -294,12 +290,12 @@ def take_flats(obs: "Session", filter: str | None, *, count: int, target: Target
             exp_s = min(max(exp_s * band.target_adu / level.level_adu, obs.exposure_floor_s()),
                         obs.settings.max_exposure_s)
     obs.say(f"{label}: {count} flats done")
-    config = FlatConfig(filter, exp_s, brightness, query)
-    obs.flat_configs.append(config)
+    config = FlatsTaken(filter, exp_s, brightness, query)
+    obs.flats_taken.append(config)
     return config
 
 
-def _match_camera(obs: "Session", query: FrameQuery) -> None:
+def _match_camera(obs: Session, query: FrameQuery) -> None:
     """Put the camera back in the configuration flats were taken in (binning, gain, offset)."""
     cam = obs.camera
     if query.binning is not None and cam.binning() != query.binning:
@@ -310,17 +306,17 @@ def _match_camera(obs: "Session", query: FrameQuery) -> None:
         cam.set_offset(query.offset)
 
 
-def take_dark_flats(obs: "Session", *, count: int) -> None:
+def take_dark_flats(obs: Session, *, count: int) -> None:
     """Dark flats for each distinct flat exposure of this run, with the light off and the
     cover closed; only those still missing tonight."""
-    if not obs.flat_configs:
+    if not obs.flats_taken:
         obs.say("no flats this run, so no dark flats")
         return
     obs.light_off()
     obs.close_cover()
     obs.select_filter(None)
     done: list[tuple] = []
-    for config in obs.flat_configs:
+    for config in obs.flats_taken:
         t = config.exposure_s
         _match_camera(obs, config.query)
         setup = (config.query.binning, config.query.gain, config.query.offset)

@@ -1,9 +1,13 @@
-"""The object a sequence file's `run(obs)` receives: the observatory as a sequence sees it.
+"""A running sequence's view of the rig: the devices, the frame sink, the exposure log and the
+clock, and the building blocks every kind of sequence is written with (`expose`, `measure`,
+`save`, `still_needed`, `record`, moving the cover and the wheel, the light). Every exposure goes
+through `expose`, so timeouts are the engine's, and every frame a sequence keeps goes through
+`save`.
 
-Plan verbs (`close_cover`, `panel_flats`, `dark_flats`, ...) read like an observing plan;
-building blocks (`expose`, `measure`, `save`, `still_needed`, `record`) let new kinds of sequence
-(twilight flats, dark libraries) be written on the same footing. Every exposure goes through
-`expose`, so timeouts are the engine's, and every frame a sequence keeps goes through `save`."""
+The loops that take flats (sequence/panel.py, twilight/flats.py) work on a Session; the object a
+sequence file's `run(obs)` receives is the `Observatory` (sequence/observatory.py), a Session
+with the plan verbs that call those loops. So the loops import this module, never the other way
+round."""
 
 from __future__ import annotations
 
@@ -16,52 +20,13 @@ from indical.errors import IndicalError
 from indical.frame import Frame, FrameType
 from indical.interfaces import Camera, LightPanel, Relay
 from indical.rig import Rig
-from indical.sequence.level import BitDepth, Level, Target, detect_bit_depth, measure_bias, measure_level
+from indical.sequence.flat_config import FlatSettings, FlatsTaken
+from indical.sequence.level import BitDepth, Level, detect_bit_depth, measure_bias, measure_level
 from indical.sequence.log import ExposureLog, LogEntry, stamp
 from indical.sequence.trained import FlatKey, TrainedStore
-from indical.settings import Setting, non_negative, positive, read_settings
 from indical.sinks import FrameQuery, FrameSink, night_of
 
 CoverOnExit = Literal["open", "closed", "leave"]
-
-#: Keys of the rig file's optional [flats] table.
-FLATS_SCHEMA = [
-    Setting("min_exposure_s", float, 0.0,
-            "shortest flat exposure: mechanical shutter or panel flicker (camera minimum if lower)",
-            check=non_negative),
-    Setting("max_exposure_s", float, 60.0, "longest flat exposure a search may choose", check=positive),
-    Setting("max_search_exposures", int, 10, "hard cap on exposures to find one setting",
-            check=positive),
-    Setting("cover_timeout_s", float, 120.0, "how long a cover may take to move", check=positive),
-    Setting("filter_timeout_s", float, 60.0, "how long a filter change may take", check=positive),
-]
-
-
-@dataclass(frozen=True)
-class FlatSettings:
-    """The rig's [flats] table, validated once."""
-
-    min_exposure_s: float = 0.0
-    max_exposure_s: float = 60.0
-    max_search_exposures: int = 10
-    cover_timeout_s: float = 120.0
-    filter_timeout_s: float = 60.0
-
-    @classmethod
-    def from_rig(cls, rig: Rig) -> "FlatSettings":
-        table = rig.spec.tables.get("flats", {})
-        return cls(**read_settings(table, FLATS_SCHEMA, source=rig.spec.source, section="flats",
-                                   ignore=()))
-
-
-@dataclass(frozen=True)
-class FlatConfig:
-    """A configuration flats were taken at this run (or earlier tonight), for matching darks."""
-
-    filter: str | None
-    exposure_s: float
-    brightness: int | None
-    query: FrameQuery
 
 
 class Light:
@@ -122,7 +87,7 @@ class Session:
         self.clock = rig.clock
         self.light = Light(rig.panel, rig.relay)
         self.cover_on_exit_state: CoverOnExit = cover_on_exit
-        self.flat_configs: list[FlatConfig] = []
+        self.flats_taken: list[FlatsTaken] = []
         self.frames_saved: list[Path] = []
         self._say = say
         self._bias = _BiasBook()
@@ -183,41 +148,6 @@ class Session:
         wheel = self.rig.filter_wheel
         if wheel is not None and name is not None:
             wheel.select(name, timeout_s=self.settings.filter_timeout_s)
-
-    def panel_flats(self, filter: str | None, *, count: int, target: Target,
-                    exposure_s: float = 1.0, use_trained: bool = True) -> FlatConfig | None:
-        """Flats in one filter with a dimmable panel: brightness search at `exposure_s`, then
-        exposure trim if needed; only the flats still missing tonight are taken."""
-        from indical.sequence.panel import take_flats
-        return take_flats(self, filter, count=count, target=target, exposure_s=exposure_s,
-                          dim=True, use_trained=use_trained)
-
-    def exposure_flats(self, filter: str | None, *, count: int, target: Target,
-                       exposure_s: float = 1.0, use_trained: bool = True) -> FlatConfig | None:
-        """Flats in one filter at fixed light (an on/off panel): auto-exposure search."""
-        from indical.sequence.panel import take_flats
-        return take_flats(self, filter, count=count, target=target, exposure_s=exposure_s,
-                          dim=False, use_trained=use_trained)
-
-    def twilight_flats(self, filters: list[str | None], *, count: int, target: Target,
-                       **options: Any):
-        """Flats from the twilight sky, `count` per filter tonight; options are those of
-        `indical.twilight.flats.TwilightOptions` (twilight, sun limits, exposure range, mount
-        dithers, ...). Returns a TwilightResult."""
-        from indical.twilight.flats import TwilightOptions, take_twilight_flats
-        return take_twilight_flats(self, filters, count=count, target=target,
-                                   options=TwilightOptions(**options))
-
-    def twilight_darks(self, result, *, mode: str, count: int) -> None:
-        """Bias or dark flats for the exposures a twilight run used ("bias", "longest",
-        "each" or "none")."""
-        from indical.twilight.flats import take_darks_for
-        take_darks_for(self, result, mode=mode, count=count)
-
-    def dark_flats(self, *, count: int) -> None:
-        """Dark flats at every exposure this run's flats used: light off, cover closed."""
-        from indical.sequence.panel import take_dark_flats
-        take_dark_flats(self, count=count)
 
     # ---- building blocks ----------------------------------------------------------------------
     @property

@@ -28,9 +28,9 @@ class _Last:
 
 def _verdict(level: float, ramp: TwilightRamp, margin: float = 0.03) -> Verdict:
     inner = ramp.target.tolerance - margin
-    if level > ramp.target.level_adu * (1 + inner):
+    if level > ramp.target.target_adu * (1 + inner):
         return Verdict.TOO_BRIGHT
-    if level < ramp.target.level_adu * (1 - inner):
+    if level < ramp.target.target_adu * (1 - inner):
         return Verdict.TOO_DARK
     return Verdict.EXPOSE
 
@@ -59,7 +59,7 @@ class RatioRamp(TwilightRamp):
         prev = self.last.get(filter_name)
         if not isinstance(first, Expose) or prev is None:
             return first
-        ideal = prev.exposure_s * self.target.level_adu / max(prev.level_adu, 1.0)
+        ideal = prev.exposure_s * self.target.target_adu / max(prev.level_adu, 1.0)
         exposure = _clamped(self, ideal)
         predicted = prev.level_adu * exposure / prev.exposure_s
         verdict = _verdict(predicted, self)

@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from indical.sequence.level import Band
 from indical.twilight.window import SunPath, Twilight
 
 # Patat et al. 2006, V band: m = a0 + a1 x + a2 x^2 with x = sun zenith distance - 95 deg,
@@ -208,30 +209,6 @@ def exposure_for(log_rate: Callable[[float], float], start_unix: float, target_a
 
 
 @dataclass(frozen=True)
-class Target:
-    """The wanted level above bias and the relative band around it."""
-
-    level_adu: float
-    tolerance: float = 0.10
-
-    def __post_init__(self) -> None:
-        if self.level_adu <= 0 or not 0 < self.tolerance < 1:
-            raise ValueError(f"target {self.level_adu} ADU +/- {self.tolerance:.0%}: level must "
-                             "be positive and tolerance between 0 and 1")
-
-    @property
-    def low_adu(self) -> float:
-        return self.level_adu * (1 - self.tolerance)
-
-    @property
-    def high_adu(self) -> float:
-        return self.level_adu * (1 + self.tolerance)
-
-    def contains(self, level_adu: float) -> bool:
-        return self.low_adu <= level_adu <= self.high_adu
-
-
-@dataclass(frozen=True)
 class ExposureRange:
     min_s: float
     max_s: float
@@ -255,18 +232,18 @@ class ExposurePlan:
     ideal_exposure_s: float       # unclamped (inf: the target can't be reached)
 
 
-def plan_exposure(log_rate: Callable[[float], float], start_unix: float, target: Target,
+def plan_exposure(log_rate: Callable[[float], float], start_unix: float, target: Band,
                   limits: ExposureRange, margin: float = 0.03) -> ExposurePlan:
     """The exposure to start at `start_unix`, or why none fits. An exposure clamped to the
     range is taken only when its predicted level is `margin` (relative) inside the band, so
     a small prediction error does not put the frame outside."""
-    ideal = exposure_for(log_rate, start_unix, target.level_adu, cap_s=limits.max_s)
+    ideal = exposure_for(log_rate, start_unix, target.target_adu, cap_s=limits.max_s)
     exposure = min(max(ideal, limits.min_s), limits.max_s)
     level = integrated_level(log_rate, start_unix, exposure)
     inner = max(target.tolerance - margin, 0.0)
-    if level > target.level_adu * (1 + inner) * (1 + 1e-9):
+    if level > target.target_adu * (1 + inner) * (1 + 1e-9):
         verdict = Verdict.TOO_BRIGHT
-    elif level < target.level_adu * (1 - inner) * (1 - 1e-9):
+    elif level < target.target_adu * (1 - inner) * (1 - 1e-9):
         verdict = Verdict.TOO_DARK
     else:
         verdict = Verdict.EXPOSE
@@ -274,7 +251,7 @@ def plan_exposure(log_rate: Callable[[float], float], start_unix: float, target:
 
 
 def first_fit_time(log_rate: Callable[[float], float], from_unix: float, until_unix: float,
-                   target: Target, limits: ExposureRange, step_s: float = 10.0,
+                   target: Band, limits: ExposureRange, step_s: float = 10.0,
                    margin: float = 0.03) -> float | None:
     """The earliest start time at which a planned exposure fits, scanning forward; None when
     none does before `until_unix`. Used to wait for the sky and to say when we expect to start."""

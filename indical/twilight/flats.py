@@ -8,23 +8,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from indical.atomic import atomic_file
 from indical.errors import IndicalError, NotSupported, RigError
 from indical.frame import Frame, FrameType
+from indical.sequence.flat_config import FlatsTaken
 from indical.sequence.level import Level, Target, measure_bias
+from indical.sequence.panel import take_dark_flats
+from indical.sequence.session import Session
 from indical.twilight.baselines import RAMPS
 from indical.twilight.controller import ExposureRange, Sensitivities, order_filters
-from indical.twilight.controller import Target as LevelTarget
 from indical.twilight.ramp import Expose, Stop, TwilightRamp, Wait
 from indical.twilight.rejection import (STACK, RejectionSettings, RunningReference, judge_frame,
                                         stack_outliers)
 from indical.twilight.window import (SunLimits, SunPath, SunWindow, Twilight, flat_spot_altaz,
                                      from_unix, next_twilight, to_unix)
-
-if TYPE_CHECKING:
-    from indical.sequence.session import Session
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ class SkyMemory:
 class _Pointing:
     """The optional mount: flat spot, dithers between frames, or tracking off."""
 
-    def __init__(self, obs: "Session", site, options: TwilightOptions) -> None:
+    def __init__(self, obs: Session, site, options: TwilightOptions) -> None:
         self.obs, self.site, self.options = obs, site, options
         self.mount = obs.rig.mount
         self.step = 0
@@ -173,7 +172,7 @@ def _choose_twilight(site, now_unix: float, limits: SunLimits,
     return None
 
 
-def _bias(obs: "Session", options: TwilightOptions) -> float:
+def _bias(obs: Session, options: TwilightOptions) -> float:
     """The bias level, from a bias frame with the cover closed if there is one (the sky must
     not reach the sensor); cameras without cover or shutter should set BIAS_ADU."""
     if options.bias_adu is not None:
@@ -190,20 +189,20 @@ def _bias(obs: "Session", options: TwilightOptions) -> float:
     return level
 
 
-def _keep_rejected(obs: "Session", frame: Frame, level: Level, reason: str) -> Path | None:
+def _keep_rejected(obs: Session, frame: Frame, level: Level, reason: str) -> Path | None:
     writer = getattr(obs.sink, "write_rejected", None)
     if writer is None:
         return None
     return writer(frame.with_meta(level_adu=round(level.level_adu, 1)), reason)
 
 
-def sky_key(obs: "Session") -> str:
+def sky_key(obs: Session) -> str:
     cam = obs.camera
     return f"{cam.name}|bin {cam.binning()}|gain {cam.gain()}|offset {cam.offset()}|" \
            f"mode {cam.readout_mode()}"
 
 
-def take_twilight_flats(obs: "Session", filters: list[str | None], *, count: int,
+def take_twilight_flats(obs: Session, filters: list[str | None], *, count: int,
                         target: Target, options: TwilightOptions = TwilightOptions()
                         ) -> TwilightResult:
     """Flats from the twilight sky in each filter, `count` per filter tonight (only those still
@@ -233,7 +232,6 @@ def take_twilight_flats(obs: "Session", filters: list[str | None], *, count: int
     obs.set_bias(bias)
     info = obs.camera.info()
     band = target.band(float((1 << info.bit_depth) - 1), bias)
-    level_target = LevelTarget(band.target_adu, target.tolerance)
     exposure = ExposureRange(max(options.min_exposure_s, info.min_exposure_s),
                              min(options.max_exposure_s, info.max_exposure_s))
     memory_path = options.sky_memory or (obs.store.path.parent / "twilight_sky.json"
@@ -241,7 +239,7 @@ def take_twilight_flats(obs: "Session", filters: list[str | None], *, count: int
     memory = SkyMemory(memory_path)
     key = sky_key(obs)
     known = memory.load(key)
-    ramp: TwilightRamp = RAMPS[options.ramp](path, twilight, limits, level_target, exposure,
+    ramp: TwilightRamp = RAMPS[options.ramp](path, twilight, limits, band, exposure,
                                              known=known, opens_unix=window.opens_unix)
     names = {(f or ""): f for f in filters}
     order = [names[n] for n in order_filters(list(names), known, twilight)]
@@ -256,7 +254,7 @@ def take_twilight_flats(obs: "Session", filters: list[str | None], *, count: int
     return result
 
 
-def _one_filter(obs: "Session", name: str | None, *, count: int, ramp: TwilightRamp,
+def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRamp,
                 band_target: float, bias: float, options: TwilightOptions, pointing: _Pointing,
                 result: TwilightResult, memory: SkyMemory, key: str) -> None:
     label = name or "the one filter"
@@ -315,7 +313,7 @@ def _one_filter(obs: "Session", name: str | None, *, count: int, ramp: TwilightR
     obs.say(f"{label}: {result.accepted(name)} flats kept this run")
 
 
-def _expose_one(obs: "Session", name: str | None, action: Expose, decided: float, *,
+def _expose_one(obs: Session, name: str | None, action: Expose, decided: float, *,
                 ramp: TwilightRamp, band_target: float, bias: float, options: TwilightOptions,
                 reference: RunningReference, kept: list, result: TwilightResult) -> bool:
     """Take, judge, learn from and store one frame; True when it is kept as a flat."""
@@ -342,14 +340,14 @@ def _expose_one(obs: "Session", name: str | None, action: Expose, decided: float
                accepted=judgement.accepted, reason=reason, path=path, sun_alt=round(alt, 3),
                predicted=None if action.probe else round(action.predicted_level_adu, 1))
     result.frames.append(TwilightFrame(name, start, action.exposure_s, alt, level.level_adu,
-                                       ramp.target.level_adu, ramp.target.tolerance,
+                                       ramp.target.target_adu, ramp.target.tolerance,
                                        judgement.accepted, reason, path))
     if judgement.accepted:
         kept.append((path, judgement.zone_levels, len(result.frames) - 1))
     return judgement.accepted
 
 
-def _reject_later(obs: "Session", path: Path | None, index: int, result: TwilightResult) -> None:
+def _reject_later(obs: Session, path: Path | None, index: int, result: TwilightResult) -> None:
     """Set aside a frame already saved (the stack rule), flagged with the reason."""
     mover = getattr(obs.sink, "reject", None)
     moved = mover(path, STACK) if (mover is not None and path is not None) else path
@@ -361,12 +359,11 @@ def _reject_later(obs: "Session", path: Path | None, index: int, result: Twiligh
                                          moved)
 
 
-def take_darks_for(obs: "Session", result: TwilightResult, *, mode: str, count: int) -> None:
+def take_darks_for(obs: Session, result: TwilightResult, *, mode: str, count: int) -> None:
     """Calibration frames for the twilight flats, as configured: "bias" (twilight exposures
     change from frame to frame, so a bias and the dark current's scaling are the usual match),
     "longest" (dark flats at each filter's longest exposure, to scale from), "each" (dark
     flats at every exposure used, within 2 %) or "none". Cover closed, light off."""
-    from indical.sequence.session import FlatConfig
     if mode not in ("bias", "longest", "each", "none"):
         raise ValueError(f"darks must be 'bias', 'longest', 'each' or 'none', got {mode!r}")
     if mode == "none":
@@ -389,6 +386,6 @@ def take_darks_for(obs: "Session", result: TwilightResult, *, mode: str, count: 
     for name in dict.fromkeys(f.filter for f in result.frames if f.accepted):
         used = result.exposures(name)
         for t in ([max(used)] if mode == "longest" else used):
-            obs.flat_configs.append(FlatConfig(name, t, None,
-                                               obs.query(FrameType.FLAT, filter=name)))
-    obs.dark_flats(count=count)
+            obs.flats_taken.append(FlatsTaken(name, t, None,
+                                              obs.query(FrameType.FLAT, filter=name)))
+    take_dark_flats(obs, count=count)

@@ -9,8 +9,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
+from indical.sequence.level import Band
 from indical.twilight.controller import (ExposureRange, FitSettings, RateSample,
-                                         Sensitivities, SkyModel, Target, Verdict, first_fit_time,
+                                         Sensitivities, SkyModel, Verdict, first_fit_time,
                                          fit_sky, level_for, log_rate_function, plan_exposure,
                                          prior_shape, rate_at_mid, saturated_bound_level)
 from indical.twilight.window import SunLimits, SunPath, SunState, Twilight, sun_state, sun_window
@@ -47,7 +48,7 @@ class TwilightRamp:
     path: SunPath
     twilight: Twilight
     limits: SunLimits
-    target: Target
+    target: Band
     exposure: ExposureRange
     known: Sensitivities = field(default_factory=Sensitivities)
     fit_settings: FitSettings = FitSettings()
@@ -158,7 +159,7 @@ class TwilightRamp:
             # The sky was brighter than clip / exposure. Planning the next probe as if it were
             # clip / target times brighter still makes each probe gain that factor squared.
             bound = saturated_bound_level(clip, exposure_s, alt, model.slope if model else 1.0) \
-                + math.log(clip / self.target.level_adu)
+                + math.log(clip / self.target.target_adu)
             self.bounds[filter_name] = max(bound, self.bounds.get(filter_name, -math.inf))
             return None
         if not level_usable:

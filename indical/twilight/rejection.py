@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from indical.twilight.controller import Target
+from indical.sequence.level import Band
 
 SATURATED = "saturated"
 LEVEL_LOW = "level below band"
@@ -189,7 +189,7 @@ class RunningReference:
         return self._median
 
 
-def judge_frame(data: np.ndarray, *, bias_adu: float, target: Target,
+def judge_frame(data: np.ndarray, *, bias_adu: float, target: Band,
                 reference: RunningReference, settings: RejectionSettings = RejectionSettings(),
                 saturation_adu: float | None = None, level_adu: float | None = None,
                 bayer: bool = False) -> tuple[Judgement, np.ndarray]:

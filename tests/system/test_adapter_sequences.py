@@ -60,7 +60,7 @@ def level(frame) -> float:
 
 @pytest.mark.parametrize("role", ["panel", "relay"])   # a relay panel, or a relay powering one
 def test_relay_panel_flats_on_a_mock_pin_relay(tmp_path, role):
-    from indical.sequence import run_sequence
+    from indical.sequence.engine import run_sequence
     from indical.sequence.trained import TrainedStore
     from indical.sinks import FitsFolderSink
 

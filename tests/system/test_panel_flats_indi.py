@@ -17,7 +17,7 @@ from astropy.io import fits
 
 from indical.interfaces import CoverState
 from indical.rig import open_rig
-from indical.sequence import run_sequence
+from indical.sequence.engine import run_sequence
 from indical.sequence.log import read_log
 from indical.sequence.trained import TrainedStore
 from indical.simulators.indi.server import simulator_rig

@@ -12,7 +12,7 @@ from indical.fits.io import write_frame
 from indical.frame import FrameType
 from indical.interfaces.cover import CoverState
 from indical.rig import open_rig, parse_rig
-from indical.sequence import run_sequence
+from indical.sequence.engine import run_sequence
 from indical.sinks import FitsFolderSink
 
 SEQUENCE = Path(__file__).resolve().parents[2] / "sequences" / "dark_library.py"

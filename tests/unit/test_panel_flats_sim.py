@@ -8,7 +8,7 @@ from astropy.io import fits
 
 from indical.frame import FrameType
 from indical.rig import open_rig, parse_rig
-from indical.sequence import run_sequence
+from indical.sequence.engine import run_sequence
 from indical.sequence.log import read_log
 from indical.sequence.trained import TrainedStore
 from indical.sinks import FitsFolderSink, FrameQuery

@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 
 from indical.rig import open_rig, parse_rig
-from indical.sequence import run_sequence
+from indical.sequence.engine import run_sequence
 from indical.sequence.trained import TrainedStore
 from indical.sinks import FitsFolderSink
 

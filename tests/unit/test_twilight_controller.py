@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
+from indical.sequence.level import Band
 from indical.simulators.models.sky import SkyParams, sky_flux
 from indical.site import Site
 from indical.twilight.controller import (ExposureRange, RateSample, Sensitivities, SkyModel,
-                                         Target, Verdict, exposure_for, first_fit_time, fit_sky,
+                                         Verdict, exposure_for, first_fit_time, fit_sky,
                                          integrated_level, level_for, order_filters, plan_exposure,
                                          prior_shape, rate_at_mid)
 from indical.twilight.ramp import Expose, Stop, TwilightRamp, Wait
@@ -105,7 +106,7 @@ def test_rate_at_mid_is_exact_for_an_exponential_sky():
 
 
 def test_plan_verdicts_and_clamping():
-    target, limits = Target(20000.0, 0.1), ExposureRange(1.0, 60.0)
+    target, limits = Band.around(20000.0, 0.1), ExposureRange(1.0, 60.0)
     ok = plan_exposure(_exp_rate(2000.0, 0.0), 0.0, target, limits)
     assert ok.verdict is Verdict.EXPOSE and ok.exposure_s == pytest.approx(10.0)
     # slightly too bright for the minimum, but within the band: take it at the minimum
@@ -125,7 +126,7 @@ def test_plan_verdicts_and_clamping():
 
 
 def test_first_fit_time_waits_for_the_dimming_sky():
-    target, limits = Target(20000.0, 0.1), ExposureRange(1.0, 60.0)
+    target, limits = Band.around(20000.0, 0.1), ExposureRange(1.0, 60.0)
     log_rate = _exp_rate(200000.0, -0.004)      # 10x too bright at t = 0
     t = first_fit_time(log_rate, 0.0, 3600.0, target, limits)
     assert plan_exposure(log_rate, t, target, limits).verdict is Verdict.EXPOSE
@@ -164,7 +165,7 @@ def run_closed_loop(twilight: Twilight, start: datetime, filters: dict[str, tupl
     lists of (level / target) for the frames taken."""
     t0 = to_unix(start)
     path = SunPath.compute(SITE, t0, 3 * 3600)
-    target = Target(25000.0, 0.10)
+    target = Band.around(25000.0, 0.10)
     ramp = TwilightRamp(path, twilight, SunLimits(-2.0, -12.0), target,
                         ExposureRange(0.5, 60.0), known=known or Sensitivities())
     now = t0
@@ -191,7 +192,7 @@ def run_closed_loop(twilight: Twilight, start: datetime, filters: dict[str, tupl
             ramp.record(f, decided_unix=now, start_unix=start_t, exposure_s=action.exposure_s,
                         level_adu=min(level, 60000.0), level_usable=not clipped,
                         saturated=clipped)
-            got.append(level / target.level_adu)
+            got.append(level / target.target_adu)
             probes.append(action.probe)
             now = start_t + action.exposure_s + overhead_s
     return levels, ramp, probes
@@ -268,7 +269,7 @@ def test_learned_sensitivity_predicts_a_filter_change_at_once():
 def test_ramp_waits_for_the_sun_then_stops_after_it():
     t0 = to_unix(datetime(2026, 3, 20, 16, 0, tzinfo=timezone.utc))
     path = SunPath.compute(SITE, t0, 4 * 3600)
-    ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), Target(25000.0), ExposureRange(1, 60))
+    ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), Band.around(25000.0), ExposureRange(1, 60))
     first = ramp.decide("L", t0)
     assert isinstance(first, Wait) and path.altitude(first.until_unix) == pytest.approx(-2, abs=0.01)
     assert isinstance(ramp.decide("L", first.until_unix + 1), Expose)
@@ -292,7 +293,7 @@ def test_waiting_ends_in_an_exposure_not_a_crawl(carried_over):
     path = SunPath.compute(SITE, t0, 3 * 3600)
     level = math.log(2.4e5)
     known = Sensitivities({"L": level}, sky_level=level, sky_filter="L")
-    ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), Target(25000.0), ExposureRange(1, 60),
+    ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), Band.around(25000.0), ExposureRange(1, 60),
                         known=known)
     if not carried_over:
         ramp.record("L", decided_unix=t0, start_unix=t0, exposure_s=1.0, level_adu=40000.0,
@@ -310,7 +311,7 @@ def test_a_wait_always_moves_time_on_at_the_windows_edge():
     t0 = to_unix(datetime(2026, 6, 22, 4, 40, tzinfo=timezone.utc))
     twilight, window = next_twilight(site, t0, SunLimits())
     path = SunPath.compute(site, t0, 3 * 3600)
-    ramp = TwilightRamp(path, twilight, SunLimits(), Target(25000.0), ExposureRange(1, 60),
+    ramp = TwilightRamp(path, twilight, SunLimits(), Band.around(25000.0), ExposureRange(1, 60),
                         opens_unix=window.opens_unix)
     for dt in np.linspace(-2.0, 2.0, 41):
         now = window.opens_unix + dt
@@ -325,7 +326,7 @@ def test_measured_start_delay_goes_into_the_prediction():
     path = SunPath.compute(SITE, t0 - 600, 3 * 3600)
 
     def ramp_with(delay_s):
-        ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), Target(25000.0),
+        ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), Band.around(25000.0),
                             ExposureRange(1, 120))
         for i in range(3):
             t = t0 - 300 + 60 * i

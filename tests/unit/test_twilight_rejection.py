@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from indical.sequence.level import Band
 from indical.simulators.models.optics import OpticsParams, illumination_map
 from indical.simulators.models.sensor import Sensor, SensorParams
 from indical.simulators.models.sky import SkyParams, render_sky
-from indical.twilight.controller import Target
 from indical.twilight.rejection import (CLOUDS, LEVEL_HIGH, LEVEL_LOW, SATURATED, STARS, TRAIL,
                                         RunningReference, central_level, judge_frame,
                                         longest_line, saturated_fraction, stack_outliers)
 
 SENSOR = SensorParams(width=512, height=384)
-TARGET = Target(25000.0, 0.10)
+TARGET = Band.around(25000.0, 0.10)
 
 
 def _frame(i, *, cloud=False, trail=False, stars=20, star_max=20000.0, flux=2500.0,
@@ -75,7 +75,7 @@ def test_trails_are_rejected_as_trails(reference, with_reference):
     for i in range(5):
         data, spoilers = _frame(60 + i, trail=True, flux=800.0)   # faint enough not to saturate
         assert spoilers == ["trail"]
-        j, _ = judge_frame(data, bias_adu=500.0, target=Target(8000.0), reference=ref)
+        j, _ = judge_frame(data, bias_adu=500.0, target=Band.around(8000.0), reference=ref)
         assert TRAIL in j.reasons, j
 
 
@@ -141,9 +141,9 @@ def test_colour_frames_are_judged_by_whole_bayer_cells():
     colour[0::2, 0::2] *= 0.5          # R
     colour[1::2, 1::2] *= 0.7          # B
     colour = (colour + 500.0).astype(np.uint16)
-    j, _ = judge_frame(colour, bias_adu=500.0, target=Target(25000.0 * 0.8, 0.3),
+    j, _ = judge_frame(colour, bias_adu=500.0, target=Band.around(25000.0 * 0.8, 0.3),
                        reference=RunningReference(), bayer=True)
     assert j.accepted, j.reasons
-    j_mono, _ = judge_frame(colour, bias_adu=500.0, target=Target(25000.0 * 0.8, 0.3),
+    j_mono, _ = judge_frame(colour, bias_adu=500.0, target=Band.around(25000.0 * 0.8, 0.3),
                             reference=RunningReference())
     assert not j_mono.accepted     # pixel by pixel, the checkerboard looks like outliers

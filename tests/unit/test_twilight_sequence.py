@@ -10,7 +10,8 @@ from astropy.io import fits
 
 from indical.errors import RigError
 from indical.rig import open_rig, parse_rig
-from indical.sequence import Session, run_sequence
+from indical.sequence import Session
+from indical.sequence.engine import run_sequence
 from indical.sequence.level import Target
 from indical.sequence.log import ExposureLog, read_log
 from indical.sequence.trained import TrainedStore
