@@ -5,7 +5,6 @@ can work."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from indical.calib.bpm import correct_from_neighbours
 from indical.calib.catalogue import MasterCatalogue
 from indical.calib.checks import calibration_warnings
 from indical.calib.flags import BAD_PIXEL, PixelFlag
+from indical.calib.ingest import FrameRecord, file_sha256
 from indical.calib.match import LightInfo, MasterChoice, MatchRules, choose_masters
 from indical.calib.output import (calibrated_header, is_calibrated_output, output_complete,
                                   output_path, write_calibrated)
@@ -83,15 +83,6 @@ class LightOutcome:
                            output=None if self.output is None else str(self.output),
                            night=self.night,
                            frame_id=getattr(self.record, "id", None))
-
-
-def file_sha256(path: Path) -> str:
-    """The library's identity of a frame file."""
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError as exc:
-        raise FitsError(path, f"can't be read ({exc.strerror or exc})") from exc
 
 
 def physical_pixels(image) -> np.ndarray:
@@ -270,7 +261,6 @@ def _correct(result: CalibratedLight, meta: FrameMeta) -> CalibratedLight:
 
 def _frame_record(path: Path, image, meta: FrameMeta, sample: np.ndarray):
     """The library's record of the light: its hash, and median and MAD of a sparse sample."""
-    from indical.calib.ingest import FrameRecord
     median = float(np.median(sample)) if sample.size else float("nan")
     mad = float(np.median(np.abs(sample - median))) if sample.size else float("nan")
     return FrameRecord(path=str(Path(path).resolve()), sha256=file_sha256(path), meta=meta,

@@ -49,11 +49,12 @@ def _rejected_by_a_sequence(path: Path, top: Path) -> bool:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The library's identity of a frame file: the SHA-256 of its bytes, as hex."""
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise FitsError(path, f"can't be read ({exc.strerror or exc})") from exc
 
 
 def is_master_header(header) -> bool:

@@ -1,20 +1,8 @@
 """The calibration library: an SQLite index (WAL mode) of frames and masters.
 
-Schema (version 1, `PRAGMA user_version`):
-
-- `frames`: one row per frame file: path (unique), sha256 of the content (unique, so ingesting
-  the same file twice is a no-op), type, configuration (camera, readout mode, gain, offset,
-  binning, width, height, filter, exposure_s), sensor and set-point temperature, DATE-OBS,
-  median and MAD in ADU, ingest time.
-- `masters`: one row per master file: type, the same configuration columns, its mean
-  temperature, `group_key` (JSON of the configuration that defines "the same master"), method and
-  parameters (JSON), precalibration used, number of frames, creation time and `superseded_by`
-  (the id of the master that replaced it; NULL while current). Superseded masters stay recorded.
-- `master_sources`: (master_id, frame_id) links a master to the frames it was built from.
-- `expiry`: per frame type, the age in days after which a master counts as expired.
-
-A file is always complete on disk before a row points at it (writes are atomic), and each
-change is one transaction, so a crash leaves the database consistent. Times are UTC ISO 8601.
+The tables and their migrations are in `indical.calib.db`. A file is always complete on disk
+before a row points at it (writes are atomic), and each change is one transaction, so a crash
+leaves the database consistent. Times are UTC ISO 8601.
 """
 
 from __future__ import annotations
@@ -28,72 +16,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from indical.calib.db import LibraryError, open_library_db
 from indical.calib.ingest import FrameRecord, find_fits, inspect_file
-from indical.errors import FitsError, IndicalError
+from indical.errors import FitsError
 from indical.frame import Binning, FrameMeta, FrameType
 from indical.sinks import FrameQuery
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS frames (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    sha256 TEXT NOT NULL UNIQUE,
-    frame_type TEXT NOT NULL,
-    camera TEXT NOT NULL DEFAULT '',
-    readout_mode TEXT,
-    gain REAL,
-    offset REAL,
-    xbin INTEGER NOT NULL DEFAULT 1,
-    ybin INTEGER NOT NULL DEFAULT 1,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    filter TEXT,
-    exposure_s REAL NOT NULL,
-    sensor_temp_c REAL,
-    setpoint_temp_c REAL,
-    bayer_pattern TEXT,
-    date_obs TEXT,
-    median_adu REAL,
-    mad_adu REAL,
-    ingested_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS frames_config ON frames (frame_type, camera, xbin, ybin, filter);
-CREATE TABLE IF NOT EXISTS masters (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    frame_type TEXT NOT NULL,
-    camera TEXT NOT NULL DEFAULT '',
-    readout_mode TEXT,
-    gain REAL,
-    offset REAL,
-    xbin INTEGER NOT NULL DEFAULT 1,
-    ybin INTEGER NOT NULL DEFAULT 1,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    filter TEXT,
-    exposure_s REAL NOT NULL,
-    temperature_c REAL,
-    group_key TEXT NOT NULL,
-    method TEXT NOT NULL,
-    parameters TEXT NOT NULL DEFAULT '{}',
-    precal TEXT NOT NULL DEFAULT 'none',
-    n_frames INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    superseded_by INTEGER REFERENCES masters (id)
-);
-CREATE INDEX IF NOT EXISTS masters_key ON masters (group_key, superseded_by);
-CREATE TABLE IF NOT EXISTS master_sources (
-    master_id INTEGER NOT NULL REFERENCES masters (id),
-    frame_id INTEGER NOT NULL REFERENCES frames (id),
-    PRIMARY KEY (master_id, frame_id)
-);
-CREATE TABLE IF NOT EXISTS expiry (
-    frame_type TEXT PRIMARY KEY,
-    max_age_days REAL NOT NULL
-);
-"""
 
 _FRAME_COLS = ("id, path, sha256, frame_type, camera, readout_mode, gain, offset, xbin, ybin, "
                "width, height, filter, exposure_s, sensor_temp_c, setpoint_temp_c, bayer_pattern, "
@@ -165,13 +92,6 @@ class MasterRecord:
         return (now or _now()) - self.created_at
 
 
-class LibraryError(IndicalError):
-    """The library database can't be opened or used; names the file."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-
-
 @dataclass
 class IngestResult:
     """Outcome of `CalibrationLibrary.ingest`: new rows, files already known, files skipped."""
@@ -190,24 +110,7 @@ class CalibrationLibrary:
         self.db_path = Path(db_path) if db_path is not None else default_library_path()
         self.root = Path(root) if root is not None else self.db_path.parent
         self._lock = threading.RLock()
-        try:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=False,
-                                       isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise LibraryError(self.db_path, f"schema version {version} is newer than this "
-                                                 f"indical understands ({SCHEMA_VERSION}); upgrade indical")
-            with self._transaction() as db:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise LibraryError(self.db_path, f"not a usable calibration library ({exc})") from exc
+        self._db = open_library_db(self.db_path)
 
     @property
     def frames_dir(self) -> Path:

@@ -1,12 +1,8 @@
 """Calibration status of every light, kept in the calibration library's database.
 
-Tables added beside the library's own (created if missing, never altered by the library):
-- `light_calibration`: per light path: status (calibrated, failed, no_masters), the reason,
-  which masters were missing, warnings, the output file, the night, and `needs_recal`.
-- `light_masters`: which master (kind, id, file, creation date) calibrated which light.
-- A trigger on `masters.superseded_by`: when a newer master replaces one that calibrated a
-  light, the light is marked for recalibration, whoever records the new master.
-- `captures`: captures in progress, which sequences report so `indical needs` can show them.
+Its tables (`light_calibration`, `light_masters` and the trigger that marks lights for
+recalibration when a master they used is superseded, `captures`, `bad_pixel_maps`) are created
+with the library's by `indical.calib.db`.
 """
 
 from __future__ import annotations
@@ -14,82 +10,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
+from indical.calib.db import open_library_db
 from indical.calib.match import MasterInfo, MasterKind
 from indical.frame import Binning
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS light_calibration (
-    path TEXT PRIMARY KEY,
-    frame_id INTEGER,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    missing TEXT NOT NULL DEFAULT '[]',
-    warnings TEXT NOT NULL DEFAULT '[]',
-    output TEXT,
-    night TEXT,
-    updated_at TEXT NOT NULL,
-    needs_recal INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS light_calibration_status ON light_calibration (status, needs_recal);
-CREATE TABLE IF NOT EXISTS light_masters (
-    light_path TEXT NOT NULL REFERENCES light_calibration (path) ON DELETE CASCADE,
-    kind TEXT NOT NULL,
-    master_id INTEGER NOT NULL,
-    master_path TEXT NOT NULL,
-    master_created TEXT NOT NULL,
-    PRIMARY KEY (light_path, kind)
-);
-CREATE INDEX IF NOT EXISTS light_masters_master ON light_masters (kind, master_id);
-CREATE TABLE IF NOT EXISTS captures (
-    id INTEGER PRIMARY KEY,
-    sequence TEXT NOT NULL,
-    description TEXT NOT NULL,
-    target INTEGER NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0,
-    started_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    finished INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS bad_pixel_maps (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    camera TEXT NOT NULL DEFAULT '',
-    readout_mode TEXT,
-    gain REAL,
-    offset REAL,
-    xbin INTEGER NOT NULL DEFAULT 1,
-    ybin INTEGER NOT NULL DEFAULT 1,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    temperature_c REAL,
-    dark_master_id INTEGER,
-    flat_master_id INTEGER,
-    n_hot INTEGER NOT NULL,
-    n_cold INTEGER NOT NULL,
-    n_dead INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    superseded_by INTEGER
-)
-"""
-
-# Only on a database that has the library's masters table (a trigger needs its table).
-_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS light_recal_on_supersede
-AFTER UPDATE OF superseded_by ON masters
-WHEN NEW.superseded_by IS NOT NULL AND OLD.superseded_by IS NULL
-BEGIN
-    UPDATE light_calibration SET needs_recal = 1
-    WHERE status = 'calibrated' AND path IN (
-        SELECT light_path FROM light_masters WHERE master_id = NEW.id AND kind != 'bpm');
-END
-"""
 
 
 class Status(enum.Enum):
@@ -132,26 +61,7 @@ class StatusStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.db_path, timeout=30.0, check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # as the library does: WAL commits stay atomic; only a power cut may lose the last ones
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                has_masters = self._db.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'masters'").fetchone()
-                if has_masters:
-                    self._db.execute(_TRIGGER)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        self._db = open_library_db(self.db_path)
 
     def close(self) -> None:
         self._db.close()

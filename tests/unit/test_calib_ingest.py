@@ -3,11 +3,13 @@ a reason that names it."""
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from indical.calib.ingest import ingest_paths, inspect_file
+from indical.calib.ingest import file_sha256, ingest_paths, inspect_file
 from indical.errors import FitsError
 from indical.frame import Binning, FrameType
 from indical.testing.frames import write_synthetic
@@ -105,3 +107,14 @@ def test_masters_and_calibrated_lights_are_not_raw_frames(tmp_path):
     reasons = {p.name: reason for p, reason in report.skipped}
     assert "is a master (Master Flat)" in reasons["mf.fits"]
     assert "is a calibrated light" in reasons["l_cal.fits"]
+
+
+def test_file_sha256_is_the_content_hash_and_names_an_unreadable_file(tmp_path):
+    path = tmp_path / "frame.fits"
+    content = bytes(range(256)) * 5000  # more than one read block
+    path.write_bytes(content)
+    assert file_sha256(path) == hashlib.sha256(content).hexdigest()
+    assert inspect_file(write_synthetic(tmp_path / "f.fits", FrameType.DARK)).sha256 == \
+        hashlib.sha256((tmp_path / "f.fits").read_bytes()).hexdigest()
+    with pytest.raises(FitsError, match="gone.fits.*can't be read"):
+        file_sha256(tmp_path / "gone.fits")

@@ -42,8 +42,11 @@ def test_ingest_is_idempotent_and_reports_bad_files(lib, tmp_path):
 
 def test_wal_mode_and_schema(lib):
     db = sqlite3.connect(lib.db_path)
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        db.close()
     assert {"frames", "masters", "master_sources", "expiry"} <= tables
 
 

@@ -1,0 +1,196 @@
+"""The library database: one owner of the schema, numbered migrations, files from older indical
+upgraded in place, bad files refused with their name and no connection left open."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from indical.calib import db as dbmod
+from indical.calib.db import SCHEMA_VERSION, LibraryError, open_library_db
+from indical.calib.library import CalibrationLibrary, MasterRecord
+from indical.calib.status import LightStatus, Status, StatusStore
+from indical.frame import FrameType
+
+DATA = Path(__file__).parent / "data"
+ALL_TABLES = {"frames", "masters", "master_sources", "expiry", "light_calibration",
+              "light_masters", "captures", "bad_pixel_maps"}
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Every sqlite3 connection opened while the test runs, to check none is left open."""
+    opened: list[sqlite3.Connection] = []
+    real = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        con = real(*args, **kwargs)
+        opened.append(con)
+        return con
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    return opened
+
+
+def _closed(con: sqlite3.Connection) -> bool:
+    try:
+        con.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def _objects(path: Path) -> tuple[int, set[str], set[str]]:
+    con = sqlite3.connect(path)
+    try:
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        tables = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        triggers = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    finally:
+        con.close()
+    return version, tables, triggers
+
+
+def _from_sql(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "lib" / "library.sqlite"
+    path.parent.mkdir(parents=True)
+    con = sqlite3.connect(path)
+    try:
+        con.executescript((DATA / name).read_text())
+    finally:
+        con.close()
+    return path
+
+
+def test_new_file_gets_every_table_and_the_current_version(tmp_path):
+    path = tmp_path / "new" / "library.sqlite"
+    con = open_library_db(path)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert con.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    finally:
+        con.close()
+    version, tables, triggers = _objects(path)
+    assert version == SCHEMA_VERSION == len(dbmod.MIGRATIONS)
+    assert ALL_TABLES <= tables
+    assert triggers == {"light_recal_on_supersede"}
+
+
+@pytest.mark.parametrize("fixture", ["library_v1.sql", "library_v1_status.sql"])
+def test_a_library_from_schema_version_1_opens_and_upgrades_in_place(tmp_path, fixture):
+    path = _from_sql(tmp_path, fixture)
+    assert _objects(path)[0] == 1
+    with CalibrationLibrary(path) as lib:
+        frames = lib.frames()
+        assert [Path(f.path).name for f in frames] == ["dark_0.fits", "dark_1.fits", "light_0.fits"]
+        assert frames[0].meta.camera == "Sim Cam" and frames[0].meta.gain == 100.0
+        (master,) = lib.masters()
+        assert master.method == "median" and master.temperature_c == -10.0
+        assert [f.id for f in lib.master_sources(master.id)] == [1, 2]
+        assert lib.expiry_days(FrameType.DARK) == 45.0
+    version, tables, triggers = _objects(path)
+    assert version == SCHEMA_VERSION and ALL_TABLES <= tables
+    assert triggers == {"light_recal_on_supersede"}
+    # the status tables work, and so does the trigger that marks lights for recalibration
+    with StatusStore(path) as store:
+        light = "/data/raw/light_0.fits"
+        if store.get(light) is None:
+            store.record(LightStatus(path=light, status=Status.CALIBRATED, frame_id=3))
+            con = sqlite3.connect(path)
+            with con:
+                con.execute("INSERT INTO light_masters VALUES (?, 'dark', 1, 'm.fits', ?)",
+                            (light, "2026-03-21T00:00:00+00:00"))
+            con.close()
+        assert store.get(light).status is Status.CALIBRATED and not store.get(light).needs_recal
+        newer = tmp_path / "lib" / "masters" / "newer.fits"
+        newer.parent.mkdir(parents=True, exist_ok=True)
+        newer.write_bytes(b"complete")
+        with CalibrationLibrary(path) as lib:
+            lib.add_master(MasterRecord(
+                path=str(newer), frame_type=FrameType.DARK, camera="Sim Cam", readout_mode=None,
+                gain=100.0, offset=10.0, binning=master.binning, width=64, height=48, filter=None,
+                exposure_s=1.0, temperature_c=-10.0, group_key=master.group_key,
+                method="median", n_frames=2, created_at=datetime.now(timezone.utc)), [1, 2])
+        assert store.get(light).needs_recal
+
+
+def test_a_failing_migration_changes_nothing(tmp_path, connections):
+    """Migrations run in one transaction: a file they can't upgrade stays as it was."""
+    path = _from_sql(tmp_path, "library_v1.sql")
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE light_masters_master (x)")  # clashes with migration 2's index
+    con.close()
+    with pytest.raises(LibraryError, match="library.sqlite"):
+        CalibrationLibrary(path)
+    version, tables, _ = _objects(path)
+    assert version == 1 and "light_calibration" not in tables
+    assert all(_closed(c) for c in connections)
+
+
+def test_not_a_database_is_refused_by_name_and_closed(tmp_path, connections):
+    bad = tmp_path / "lib.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    for opener in (CalibrationLibrary, StatusStore):
+        with pytest.raises(LibraryError, match=r"lib\.sqlite.*not a usable calibration library"):
+            opener(bad)
+    assert len(connections) == 2 and all(_closed(c) for c in connections)
+    assert bad.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_a_newer_schema_is_refused_by_name_and_closed(tmp_path, connections):
+    path = tmp_path / "lib.sqlite"
+    CalibrationLibrary(path).close()
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    for opener in (CalibrationLibrary, StatusStore):
+        with pytest.raises(LibraryError, match=rf"lib\.sqlite.*version {SCHEMA_VERSION + 1} is "
+                                               "newer.*upgrade indical"):
+            opener(path)
+    assert all(_closed(c) for c in connections)
+
+
+def test_another_programs_database_is_left_alone(tmp_path, connections):
+    path = tmp_path / "trained_flats.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE trained_flats (camera TEXT)")
+    con.close()
+    with pytest.raises(LibraryError, match=r"trained_flats\.sqlite.*trained_flats.*not a "
+                                           "calibration library"):
+        CalibrationLibrary(path)
+    assert _objects(path)[1] == {"trained_flats"}
+    assert all(_closed(c) for c in connections)
+
+
+def test_library_and_status_store_close_their_connections(tmp_path, connections):
+    path = tmp_path / "lib.sqlite"
+    with CalibrationLibrary(path), StatusStore(path):
+        assert len(connections) == 2 and not any(_closed(c) for c in connections)
+    assert all(_closed(c) for c in connections)
+
+
+def test_processes_opening_a_new_file_at_once_all_get_the_schema(tmp_path):
+    """The version is read again under the write lock, so racing openers migrate once."""
+    path = tmp_path / "lib.sqlite"
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            open_library_db(path).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    version, tables, _ = _objects(path)
+    assert version == SCHEMA_VERSION and ALL_TABLES <= tables
