@@ -25,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 
 from indical.calib.calibrate import CalibrateOptions, calibrate_paths
+from indical.calib.config import CameraConfig
 from indical.calib.library import CalibrationLibrary, MasterRecord
 from indical.calib.status import Status, StatusStore
 from indical.fits.keywords import meta_to_header
@@ -58,9 +59,10 @@ def make_library(root: Path, w: int, h: int) -> CalibrationLibrary:
         path = lib.masters_dir / name
         fits.writeto(path, data)
         lib.add_master(MasterRecord(
-            path=str(path), frame_type=kind, camera="Bench Cam", readout_mode=None, gain=100.0,
-            offset=10.0, binning=Binning(1, 1), width=w, height=h, filter=filt, exposure_s=exp,
-            temperature_c=-10.0, group_key=name, method="mean", n_frames=10, created_at=now), [])
+            path=str(path), frame_type=kind,
+            config=CameraConfig(camera="Bench Cam", gain=100.0, offset=10.0, binning=Binning(1, 1),
+                                width=w, height=h, temperature_c=-10.0),
+            filter=filt, exposure_s=exp, group_key=name, method="mean", n_frames=10, created_at=now), [])
     return lib
 
 

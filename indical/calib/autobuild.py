@@ -9,18 +9,19 @@ master supersedes the previous one of the same configuration; both stay recorded
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from indical.calib.combine.engine import DEFAULT_MEMORY_LIMIT
 from indical.calib.combine.options import CombineOptions
+from indical.calib.config import CameraConfig
 from indical.calib.grouping import ConfigKey, Group, GroupingOptions, group_frames
 from indical.calib.ingest import FrameRecord
 from indical.calib.library import CalibrationLibrary, MasterRecord
 from indical.calib.master import MasterSpec, Precal, build_master, write_master
-from indical.calib.precal import FlatConfig, best_match, load_precal_image
+from indical.calib.precal import PrecalTarget, best_match, load_precal_image
 from indical.frame import FrameType
 
 # Masters that flats subtract are built first.
@@ -42,14 +43,20 @@ class AutoBuildPolicy:
             raise ValueError(f"min_frames_for_master must be at least 2, got {self.min_frames_for_master}")
 
 
+# Camera configuration fields that group keys have carried since the first library: always
+# written, so the keys of masters already recorded stay equal. Fields added later are written
+# only when set (the temperature, clustered apart, never is).
+_FIRST_KEY_FIELDS = ("camera", "readout_mode", "gain", "offset", "binning", "width", "height")
+
+
 def group_key_json(key: ConfigKey) -> str:
     """Canonical text of a configuration: masters with equal text (and temperatures within the
     clustering width) are the same master, one superseding the other."""
-    d = asdict(key)
+    d = {name: value for name, value in key.config.to_json().items()
+         if name in _FIRST_KEY_FIELDS or value is not None}
     d["frame_type"] = key.frame_type.value
-    d["binning"] = str(key.binning)
-    if key.exposure_s is not None:
-        d["exposure_s"] = float(f"{key.exposure_s:.4g}")
+    d["filter"] = key.filter
+    d["exposure_s"] = None if key.exposure_s is None else float(f"{key.exposure_s:.4g}")
     return json.dumps(d, sort_keys=True)
 
 
@@ -66,12 +73,9 @@ def due_groups(library: CalibrationLibrary, policy: AutoBuildPolicy, *, min_new:
     return sorted(due, key=lambda g: (_BUILD_ORDER[g.key.frame_type], g.label()))
 
 
-def _flat_config(group: Group) -> FlatConfig:
-    r = group.records[0]
-    return FlatConfig(width=r.width, height=r.height, binning=r.meta.binning,
-                      exposure_s=group.exposure_s, temperature_c=group.temperature_c,
-                      camera=r.meta.camera, gain=r.meta.gain, offset=r.meta.offset,
-                      readout_mode=r.meta.readout_mode)
+def _config(group: Group) -> CameraConfig:
+    """The group's camera configuration, at its mean temperature."""
+    return replace(group.records[0].config, temperature_c=group.temperature_c)
 
 
 def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPolicy, *,
@@ -81,7 +85,7 @@ def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPoli
     kind = group.key.frame_type
     precal = Precal()
     if kind is FrameType.FLAT and policy.flat_precal_from_library:
-        match = best_match(library.masters(), _flat_config(group))
+        match = best_match(library.masters(), PrecalTarget(_config(group), group.exposure_s))
         if match is not None:
             precal = Precal(image=load_precal_image(Path(match.path)),
                             description=f"master {match.frame_type.value} {Path(match.path).name}")
@@ -92,13 +96,10 @@ def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPoli
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     path = library.masters_dir / f"master_{group.label()}_{stamp}.fits"
     write_master(build, path)
-    first = group.records[0]
     record = MasterRecord(
-        path=str(path.resolve()), frame_type=kind, camera=first.meta.camera,
-        readout_mode=first.meta.readout_mode, gain=first.meta.gain, offset=first.meta.offset,
-        binning=first.meta.binning, width=first.width, height=first.height,
+        path=str(path.resolve()), frame_type=kind, config=_config(group),
         filter=group.key.filter, exposure_s=build.meta.exposure_s,
-        temperature_c=group.temperature_c, group_key=group_key_json(group.key),
+        group_key=group_key_json(group.key),
         method=build.result.options.method.value, parameters=build.result.options.parameters(),
         precal=precal.description, n_frames=len(group.records))
     try:

@@ -1,6 +1,6 @@
 """Bad pixel maps as masters: built from the library's current master dark and flat of each
 camera configuration, written beside the other masters and recorded so calibration finds them
-by matching like any master (camera, readout mode, gain, offset, binning, size)."""
+by matching like any master (the camera configuration, temperature aside)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from astropy.io import fits
 
 from indical.calib.bpm import BadPixelOptions, build_bad_pixel_map
+from indical.calib.config import CameraConfig
 from indical.calib.flags import BAD_PIXEL, PixelFlag, flag_keywords
 from indical.calib.match import MasterInfo, MasterKind
 from indical.calib.output import master_pixels
@@ -30,19 +31,15 @@ class BuiltMap:
     flat: str | None
 
 
-def _config(m) -> tuple:
-    return (m.camera, m.readout_mode, m.gain, m.offset, m.binning, m.width, m.height)
-
-
 def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOptions(),
                          now: datetime | None = None) -> list[BuiltMap]:
     """One map per camera configuration that has a current master dark or flat: hot pixels from
     the longest dark (they stand out most there), cold and dead from the newest flat."""
     now = now or datetime.now(timezone.utc)
-    darks: dict[tuple, object] = {}
-    flats: dict[tuple, object] = {}
+    darks: dict[CameraConfig, object] = {}
+    flats: dict[CameraConfig, object] = {}
     for m in library.masters():
-        key = _config(m)
+        key = m.config.key()
         if m.frame_type is FrameType.DARK:
             if key not in darks or m.exposure_s > darks[key].exposure_s:
                 darks[key] = m
@@ -54,7 +51,8 @@ def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOpti
         dark, flat = darks.get(key), flats.get(key)
         bpm = build_bad_pixel_map(master_pixels(Path(dark.path)) if dark else None,
                                   master_pixels(Path(flat.path)) if flat else None, options)
-        camera, mode, gain, offset, binning, width, height = key
+        camera, mode, gain, offset, binning = (key.camera, key.readout_mode, key.gain,
+                                               key.offset, key.binning)
         counts = tuple(int(np.count_nonzero(bpm & np.uint8(flag)))
                        for flag in (PixelFlag.HOT, PixelFlag.COLD, PixelFlag.DEAD))
         header = fits.Header()
@@ -86,9 +84,7 @@ def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOpti
                 break
             except FileExistsError:
                 continue
-        info = MasterInfo(id=0, kind=MasterKind.BPM, path=path, camera=camera, width=width,
-                          height=height, created=now, binning=binning, gain=gain, offset=offset,
-                          readout_mode=mode)
+        info = MasterInfo(id=0, kind=MasterKind.BPM, path=path, config=key, created=now)
         info = store.add_bad_pixel_map(info, dark_master_id=dark.id if dark else None,
                                        flat_master_id=flat.id if flat else None, counts=counts)
         built.append(BuiltMap(info, *counts, dark=dark.path if dark else None,

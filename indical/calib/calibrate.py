@@ -22,6 +22,7 @@ from indical.calib.apply_fast import apply_masters_be16
 from indical.calib.bpm import correct_from_neighbours
 from indical.calib.catalogue import MasterCatalogue
 from indical.calib.checks import calibration_warnings
+from indical.calib.config import CameraConfig
 from indical.calib.flags import BAD_PIXEL, PixelFlag
 from indical.calib.ingest import FrameRecord, file_sha256
 from indical.calib.match import LightInfo, MasterChoice, MatchRules, choose_masters
@@ -95,11 +96,8 @@ def physical_pixels(image) -> np.ndarray:
 
 
 def light_info(meta: FrameMeta, width: int, height: int) -> LightInfo:
-    temp = meta.sensor_temp_c if meta.sensor_temp_c is not None else meta.setpoint_temp_c
-    return LightInfo(camera=meta.camera, width=width, height=height, exposure_s=meta.exposure_s,
-                     binning=meta.binning, gain=meta.gain, offset=meta.offset,
-                     readout_mode=meta.readout_mode, filter=meta.filter, temperature_c=temp,
-                     time=meta.start)
+    return LightInfo(config=CameraConfig.from_meta(meta, width, height),
+                     exposure_s=meta.exposure_s, filter=meta.filter, time=meta.start)
 
 
 class Calibrator:

@@ -74,12 +74,9 @@ class MasterCatalogue:
                     observed = _mid_time([f.meta.start for f in sources]) or _header_mid_time(
                         Path(m.path))
             infos.append(MasterInfo(
-                id=int(m.id), kind=kind, path=Path(m.path), camera=m.camera, width=m.width,
-                height=m.height, created=created, binning=m.binning, gain=m.gain,
-                offset=m.offset, readout_mode=m.readout_mode, filter=m.filter,
-                exposure_s=m.exposure_s, temperature_c=m.temperature_c,
-                superseded=m.superseded_by is not None, expires=expires, observed=observed,
-                sky=sky, n_frames=m.n_frames))
+                id=int(m.id), kind=kind, path=Path(m.path), config=m.config, created=created,
+                filter=m.filter, exposure_s=m.exposure_s, superseded=m.superseded_by is not None,
+                expires=expires, observed=observed, sky=sky, n_frames=m.n_frames))
         return cls(infos + list(extra))
 
 

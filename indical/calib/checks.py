@@ -19,17 +19,18 @@ def temperature_warnings(light: LightInfo, used: list[MasterInfo],
     for m in used:
         if m.kind not in (MasterKind.BIAS, MasterKind.DARK):
             continue
-        if light.temperature_c is None:
+        light_c, master_c = light.config.temperature_c, m.config.temperature_c
+        if light_c is None:
             out.append(f"temperature not checked: the light has no sensor temperature "
                        f"(CCD-TEMP); {m.describe()} was used")
             continue
-        if m.temperature_c is None:
+        if master_c is None:
             out.append(f"temperature not checked: {m.describe()} has no temperature")
             continue
-        delta = m.temperature_c - light.temperature_c
+        delta = master_c - light_c
         if abs(delta) > warn_above_c:
             out.append(f"temperature mismatch: {m.describe()} is {delta:+.1f} C from the "
-                       f"light ({light.temperature_c:.1f} C)")
+                       f"light ({light_c:.1f} C)")
     return out
 
 

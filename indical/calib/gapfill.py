@@ -62,8 +62,8 @@ class DarkLibrary:
         report = compute_needs(self.library, self.store, self.options.needs_options())
         todo = [n for n in report.uncovered
                 if n.config.kind in (MasterKind.DARK, MasterKind.BIAS)
-                and n.config.camera == camera.name and n.remaining > 0]
-        return sorted(todo, key=lambda n: (-(n.config.temperature_c or 0.0),
+                and n.config.config.camera == camera.name and n.remaining > 0]
+        return sorted(todo, key=lambda n: (-(n.config.config.temperature_c or 0.0),
                                            n.config.kind.value, n.config.exposure_s or 0.0))
 
     def capture(self, obs, need: Need) -> int:
@@ -101,14 +101,14 @@ class DarkLibrary:
     def _configure(self, obs, need: Need) -> str | None:
         """Put the camera in the need's configuration; the reason when it can't be."""
         cam = obs.camera
-        c = need.config
+        c = need.config.config
         info = cam.info()
         if c.binning != cam.binning():
             if max(c.binning.x, c.binning.y) > info.max_binning:
                 return f"binning {c.binning} is beyond this camera's {info.max_binning}"
             cam.set_binning(Binning(c.binning.x, c.binning.y))
         if (info.width // c.binning.x, info.height // c.binning.y) != (c.width, c.height):
-            return (f"the lights are {c.width}x{c.height}, a region of the sensor; take these "
+            return (f"the lights are {c.size}, a region of the sensor; take these "
                     f"darks with the same region set")
         try:
             if c.gain is not None and c.gain != cam.gain():

@@ -1,7 +1,8 @@
 """Configuration keys and groups: which frames may be combined into one master.
 
-Frames belong together when camera, readout mode, gain, offset, binning and image size agree,
-and, by type, the filter (flats) and the exposure within a tolerance (darks and dark flats).
+Frames belong together when their camera configuration (camera, readout mode, gain, offset,
+binning and image size) agrees and, by type, the filter (flats) and the exposure within a
+tolerance (darks and dark flats).
 Temperatures are clustered deterministically: sort, then split wherever two neighbours differ
 by more than the width, so the same frames always give the same groups."""
 
@@ -11,8 +12,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
+from indical.calib.config import CameraConfig
 from indical.calib.ingest import FrameRecord
-from indical.frame import Binning, FrameType
+from indical.frame import FrameType
 
 KEY_NAMES = ("size", "filter", "exposure", "temp")
 
@@ -55,17 +57,12 @@ class GroupingOptions:
 
 @dataclass(frozen=True)
 class ConfigKey:
-    """The discrete part of a frame's configuration (temperature is clustered separately).
-    None means "not part of the key" (e.g. filter for a dark)."""
+    """The discrete part of a frame's configuration: the camera configuration without its
+    temperature (clustered separately), and without the size unless grouping by size; the
+    filter of flats and the exposure of darks. None means "not part of the key"."""
 
     frame_type: FrameType
-    camera: str
-    readout_mode: str | None
-    gain: float | None
-    offset: float | None
-    binning: Binning
-    width: int | None
-    height: int | None
+    config: CameraConfig
     filter: str | None
     exposure_s: float | None
 
@@ -76,13 +73,14 @@ class ConfigKey:
             parts.append(self.filter)
         if self.exposure_s is not None:
             parts.append(f"{self.exposure_s:g}s")
-        parts.append(f"bin{self.binning}")
-        if self.gain is not None:
-            parts.append(f"g{self.gain:g}")
-        if self.offset is not None:
-            parts.append(f"o{self.offset:g}")
-        if self.width is not None:
-            parts.append(f"{self.width}x{self.height}")
+        c = self.config
+        parts.append(f"bin{c.binning}")
+        if c.gain is not None:
+            parts.append(f"g{c.gain:g}")
+        if c.offset is not None:
+            parts.append(f"o{c.offset:g}")
+        if c.width is not None:
+            parts.append(c.size)
         return "_".join(parts)
 
 
@@ -93,14 +91,12 @@ def config_key(record: FrameRecord, options: GroupingOptions) -> ConfigKey:
     kind = m.frame_type
     use_filter = "filter" in options.keys and kind is FrameType.FLAT
     use_exposure = "exposure" in options.keys and kind in (FrameType.DARK, FrameType.DARKFLAT)
-    use_size = "size" in options.keys
-    return ConfigKey(
-        frame_type=kind, camera=m.camera, readout_mode=m.readout_mode, gain=m.gain,
-        offset=m.offset, binning=m.binning,
-        width=record.width if use_size else None, height=record.height if use_size else None,
-        filter=(m.filter or "") if use_filter else None,
-        exposure_s=m.exposure_s if use_exposure else None,
-    )
+    config = record.config.key()
+    if "size" not in options.keys:
+        config = replace(config, width=None, height=None)
+    return ConfigKey(frame_type=kind, config=config,
+                     filter=(m.filter or "") if use_filter else None,
+                     exposure_s=m.exposure_s if use_exposure else None)
 
 
 def cluster_values(values: Sequence[float], width: float) -> list[int]:

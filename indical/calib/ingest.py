@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
+from indical.calib.config import CameraConfig
 from indical.calib.rawio import RawImage, open_raw
 from indical.errors import FitsError
 from indical.fits.keywords import header_to_meta
@@ -36,6 +37,10 @@ class FrameRecord:
     median_adu: float
     mad_adu: float
     id: int | None = None
+
+    @property
+    def config(self) -> CameraConfig:
+        return CameraConfig.from_meta(self.meta, self.width, self.height)
 
 
 def is_fits_name(path: Path) -> bool:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from indical.calib.config import CameraConfig, column_names as config_columns
 from indical.calib.db import LibraryError, open_library_db
 from indical.calib.ingest import FrameRecord, find_fits, inspect_file
 from indical.errors import FitsError
@@ -25,9 +26,10 @@ from indical.sinks import FrameQuery
 _FRAME_COLS = ("id, path, sha256, frame_type, camera, readout_mode, gain, offset, xbin, ybin, "
                "width, height, filter, exposure_s, sensor_temp_c, setpoint_temp_c, bayer_pattern, "
                "date_obs, median_adu, mad_adu")
-_MASTER_COLS = ("id, path, frame_type, camera, readout_mode, gain, offset, xbin, ybin, width, "
-                "height, filter, exposure_s, temperature_c, group_key, method, parameters, precal, "
-                "n_frames, created_at, superseded_by")
+_MASTER_FIELDS = ("id", "path", "frame_type", *config_columns(), "filter", "exposure_s",
+                  "group_key", "method", "parameters", "precal", "n_frames", "created_at",
+                  "superseded_by")
+_MASTER_COLS = ", ".join(_MASTER_FIELDS)
 
 # Default expiry ages (days): bias drifts slowly, flats change with dust and every filter swap.
 DEFAULT_EXPIRY_DAYS = {FrameType.BIAS: 180.0, FrameType.DARK: 90.0, FrameType.DARKFLAT: 30.0,
@@ -65,16 +67,9 @@ class MasterRecord:
 
     path: str
     frame_type: FrameType
-    camera: str
-    readout_mode: str | None
-    gain: float | None
-    offset: float | None
-    binning: Binning
-    width: int
-    height: int
+    config: CameraConfig
     filter: str | None
     exposure_s: float
-    temperature_c: float | None
     group_key: str
     method: str
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -246,26 +241,26 @@ class CalibrationLibrary:
         if not Path(master.path).is_file():
             raise LibraryError(master.path, "master file does not exist; write it before indexing")
         sources = sorted(set(int(i) for i in source_ids))
+        row = {"path": master.path, "frame_type": master.frame_type.value,
+               **master.config.columns(), "filter": master.filter,
+               "exposure_s": master.exposure_s, "group_key": master.group_key,
+               "method": master.method,
+               "parameters": json.dumps(master.parameters, sort_keys=True),
+               "precal": master.precal, "n_frames": master.n_frames,
+               "created_at": _iso(master.created_at)}
         with self._transaction() as db:
-            cur = db.execute(
-                "INSERT INTO masters (path, frame_type, camera, readout_mode, gain, offset, xbin, "
-                "ybin, width, height, filter, exposure_s, temperature_c, group_key, method, "
-                "parameters, precal, n_frames, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (master.path, master.frame_type.value, master.camera, master.readout_mode,
-                 master.gain, master.offset, master.binning.x, master.binning.y, master.width,
-                 master.height, master.filter, master.exposure_s, master.temperature_c,
-                 master.group_key, master.method, json.dumps(master.parameters, sort_keys=True),
-                 master.precal, master.n_frames, _iso(master.created_at)))
+            cur = db.execute(f"INSERT INTO masters ({', '.join(row)}) "
+                             f"VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
             new_id = cur.lastrowid
             db.executemany("INSERT INTO master_sources (master_id, frame_id) VALUES (?, ?)",
                            [(new_id, fid) for fid in sources])
             for old_id, old_t in db.execute(
                     "SELECT id, temperature_c FROM masters WHERE group_key = ? AND id != ? "
                     "AND superseded_by IS NULL", (master.group_key, new_id)).fetchall():
-                same_temp = (old_t is None and master.temperature_c is None) or (
-                    old_t is not None and master.temperature_c is not None
-                    and abs(old_t - master.temperature_c) <= temperature_tol_c)
+                new_t = master.config.temperature_c
+                same_temp = (old_t is None and new_t is None) or (
+                    old_t is not None and new_t is not None
+                    and abs(old_t - new_t) <= temperature_tol_c)
                 if same_temp:
                     db.execute("UPDATE masters SET superseded_by = ? WHERE id = ?", (new_id, old_id))
         return replace(master, id=new_id)
@@ -361,12 +356,10 @@ def _frame_from_row(row: tuple) -> FrameRecord:
 
 
 def _master_from_row(row: tuple) -> MasterRecord:
-    (mid, path, kind, camera, mode, gain, offset, xbin, ybin, width, height, filt, exp, temp,
-     key, method, params, precal, n, created, sup) = row
-    return MasterRecord(path=path, frame_type=FrameType(kind), camera=camera, readout_mode=mode,
-                        gain=gain, offset=offset, binning=Binning(xbin, ybin), width=width,
-                        height=height, filter=filt, exposure_s=exp, temperature_c=temp,
-                        group_key=key, method=method, parameters=json.loads(params),
-                        precal=precal, n_frames=n, created_at=_time(created), superseded_by=sup,
-                        id=mid)
-
+    r = dict(zip(_MASTER_FIELDS, row))
+    return MasterRecord(path=r["path"], frame_type=FrameType(r["frame_type"]),
+                        config=CameraConfig.from_columns(r), filter=r["filter"],
+                        exposure_s=r["exposure_s"], group_key=r["group_key"], method=r["method"],
+                        parameters=json.loads(r["parameters"]), precal=r["precal"],
+                        n_frames=r["n_frames"], created_at=_time(r["created_at"]),
+                        superseded_by=r["superseded_by"], id=r["id"])

@@ -1,8 +1,9 @@
 """Which master calibrates which light: pure matching rules over master records.
 
-A master is a candidate when camera, readout mode, gain, offset, binning and size equal the
-light's; flats also need the light's filter; darks need the light's exposure within a tolerance
-(CMOS; a CCD scales any dark); bias and darks need the temperature within a tolerance.
+A master is a candidate when its camera configuration (`CameraConfig`: camera, readout mode,
+gain, offset, binning, size) equals the light's; flats also need the light's filter; darks need
+the light's exposure within a tolerance (CMOS; a CCD scales any dark); bias and darks need the
+temperature within a tolerance.
 Among candidates: masters within their expiry age before stale ones; then the closest exposure
 (darks) and temperature; then the newest. Superseded masters are out, except sky flats: for
 those the master nearest in time (that dusk or dawn) to the light wins, as in reprocessing old
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from indical.frame import Binning
+from indical.calib.config import CameraConfig
 
 
 class MasterKind(enum.Enum):
@@ -30,40 +31,28 @@ class MasterKind(enum.Enum):
 
 @dataclass(frozen=True)
 class LightInfo:
-    """The configuration of a light frame, as matching needs it."""
+    """A light frame as matching needs it: its camera configuration, exposure, filter and when
+    it was taken."""
 
-    camera: str
-    width: int
-    height: int
+    config: CameraConfig
     exposure_s: float
-    binning: Binning = Binning()
-    gain: float | None = None
-    offset: float | None = None
-    readout_mode: str | None = None
     filter: str | None = None
-    temperature_c: float | None = None
     time: datetime | None = None
 
 
 @dataclass(frozen=True)
 class MasterInfo:
-    """A master as matching sees it (built from the library's records). `observed` is the mid-time of its source frames (for sky
-    flats: which dusk or dawn); `expires` is when it becomes stale (None: never)."""
+    """A master as matching sees it (built from the library's records). `observed` is the
+    mid-time of its source frames (for sky flats: which dusk or dawn); `expires` is when it
+    becomes stale (None: never)."""
 
     id: int
     kind: MasterKind
     path: Path
-    camera: str
-    width: int
-    height: int
+    config: CameraConfig
     created: datetime
-    binning: Binning = Binning()
-    gain: float | None = None
-    offset: float | None = None
-    readout_mode: str | None = None
     filter: str | None = None
     exposure_s: float | None = None
-    temperature_c: float | None = None
     superseded: bool = False
     expires: datetime | None = None
     observed: datetime | None = None
@@ -80,8 +69,8 @@ class MasterInfo:
             bits.append(f"filter {self.filter}")
         if self.exposure_s is not None and self.kind in (MasterKind.DARK, MasterKind.DARKFLAT):
             bits.append(f"{self.exposure_s:g} s")
-        if self.temperature_c is not None:
-            bits.append(f"{self.temperature_c:.1f} C")
+        if self.config.temperature_c is not None:
+            bits.append(f"{self.config.temperature_c:.1f} C")
         bits.append(f"made {_aware(self.created).strftime('%Y-%m-%d %H:%M')} UTC")
         return f"master {' '.join(bits)} ({self.path.name})"
 
@@ -108,25 +97,11 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
 
-def _same(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(float(a) - float(b)) < 1e-6
-    return a == b
-
-
 def mismatch(light: LightInfo, master: MasterInfo, rules: MatchRules) -> str | None:
     """Why this master can't calibrate this light, or None when it can."""
-    if master.camera != light.camera:
-        return f"camera {master.camera!r} is not {light.camera!r}"
-    for name in ("readout_mode", "gain", "offset"):
-        if not _same(getattr(master, name), getattr(light, name)):
-            return f"{name} {getattr(master, name)!r} is not {getattr(light, name)!r}"
-    if master.binning != light.binning:
-        return f"binning {master.binning} is not {light.binning}"
-    if (master.width, master.height) != (light.width, light.height):
-        return f"size {master.width}x{master.height} is not {light.width}x{light.height}"
+    why = master.config.mismatch(light.config)
+    if why is not None:
+        return why
     if master.kind is MasterKind.FLAT and (master.filter or None) != (light.filter or None):
         return f"filter {master.filter!r} is not {light.filter!r}"
     if master.kind is MasterKind.DARK and not rules.scale_darks:
@@ -134,18 +109,17 @@ def mismatch(light: LightInfo, master: MasterInfo, rules: MatchRules) -> str | N
             return f"exposure {master.exposure_s} s is not {light.exposure_s:g} s"
     tol = rules.flat_temperature_tol_c if master.kind is MasterKind.FLAT else rules.temperature_tol_c
     if master.kind in (MasterKind.BIAS, MasterKind.DARK, MasterKind.FLAT) and tol is not None:
-        if light.temperature_c is not None and master.temperature_c is not None:
-            if abs(master.temperature_c - light.temperature_c) > tol:
-                return (f"temperature {master.temperature_c:.1f} C is more than {tol:g} C from "
-                        f"{light.temperature_c:.1f} C")
+        mt, lt = master.config.temperature_c, light.config.temperature_c
+        if lt is not None and mt is not None and abs(mt - lt) > tol:
+            return f"temperature {mt:.1f} C is more than {tol:g} C from {lt:.1f} C"
     return None
 
 
 def _rank(light: LightInfo, master: MasterInfo, now: datetime) -> tuple:
     stale = master.is_stale(now)
     dexp = abs((master.exposure_s or 0.0) - light.exposure_s) if master.kind is MasterKind.DARK else 0.0
-    dtemp = (abs(master.temperature_c - light.temperature_c)
-             if master.temperature_c is not None and light.temperature_c is not None else 0.0)
+    mt, lt = master.config.temperature_c, light.config.temperature_c
+    dtemp = abs(mt - lt) if mt is not None and lt is not None else 0.0
     if master.kind is MasterKind.FLAT and master.sky and light.time is not None:
         when = master.observed or master.created
         dtime = abs((_aware(when) - _aware(light.time)).total_seconds())
@@ -214,7 +188,8 @@ def choose_masters(light: LightInfo, masters: list[MasterInfo], *, ccd: bool = F
 
 
 def _temp(light: LightInfo) -> str:
-    return "temperature unknown" if light.temperature_c is None else f"{light.temperature_c:.1f} C"
+    t = light.config.temperature_c
+    return "temperature unknown" if t is None else f"{t:.1f} C"
 
 
 def expiry_from_age(created: datetime, max_age: timedelta | None) -> datetime | None:

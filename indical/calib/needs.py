@@ -18,9 +18,10 @@ from datetime import datetime, timedelta, timezone
 
 from indical.calib.calibrate import light_info
 from indical.calib.catalogue import MasterCatalogue
+from indical.calib.config import CameraConfig
 from indical.calib.grouping import GroupingOptions, cluster_values, group_frames
 from indical.calib.match import LightInfo, MasterKind, MatchRules, best_master
-from indical.frame import Binning, FrameType
+from indical.frame import FrameType
 from indical.sinks import FrameQuery
 
 DEFAULT_MIN_FRAMES = 10
@@ -50,16 +51,9 @@ class NeedConfig:
     """A master configuration that lights want: the frames to take to build it."""
 
     kind: MasterKind
-    camera: str
-    binning: Binning
-    width: int
-    height: int
-    gain: float | None = None
-    offset: float | None = None
-    readout_mode: str | None = None
+    config: CameraConfig
     filter: str | None = None
     exposure_s: float | None = None
-    temperature_c: float | None = None
 
     @property
     def frame_type(self) -> FrameType:
@@ -71,15 +65,16 @@ class NeedConfig:
             parts.append(f"filter {self.filter}")
         if self.exposure_s is not None:
             parts.append(f"{self.exposure_s:g} s")
-        if self.temperature_c is not None:
-            parts.append(f"{self.temperature_c:.1f} C")
-        parts.append(f"bin {self.binning}")
-        if self.gain is not None:
-            parts.append(f"gain {self.gain:g}")
-        if self.offset is not None:
-            parts.append(f"offset {self.offset:g}")
-        if self.readout_mode:
-            parts.append(f"mode {self.readout_mode}")
+        c = self.config
+        if c.temperature_c is not None:
+            parts.append(f"{c.temperature_c:.1f} C")
+        parts.append(f"bin {c.binning}")
+        if c.gain is not None:
+            parts.append(f"gain {c.gain:g}")
+        if c.offset is not None:
+            parts.append(f"offset {c.offset:g}")
+        if c.readout_mode:
+            parts.append(f"mode {c.readout_mode}")
         return ", ".join(parts)
 
     def query(self, rules: MatchRules = MatchRules()) -> FrameQuery:
@@ -87,10 +82,11 @@ class NeedConfig:
         rel = rules.exposure_rel_tol
         if self.exposure_s:
             rel = max(rel, rules.exposure_tol_s / self.exposure_s)
-        return FrameQuery(frame_type=self.frame_type, camera=self.camera, filter=self.filter,
-                          binning=self.binning, gain=self.gain, offset=self.offset,
-                          readout_mode=self.readout_mode, exposure_s=self.exposure_s,
-                          exposure_rel_tol=rel, temperature_c=self.temperature_c,
+        c = self.config
+        return FrameQuery(frame_type=self.frame_type, camera=c.camera, filter=self.filter,
+                          binning=c.binning, gain=c.gain, offset=c.offset,
+                          readout_mode=c.readout_mode, exposure_s=self.exposure_s,
+                          exposure_rel_tol=rel, temperature_c=c.temperature_c,
                           temperature_tol_c=rules.temperature_tol_c)
 
 
@@ -155,10 +151,8 @@ class NeedsReport:
 
 
 def _config_json(c: NeedConfig) -> dict:
-    return {"kind": c.kind.value, "camera": c.camera, "binning": str(c.binning),
-            "width": c.width, "height": c.height, "gain": c.gain, "offset": c.offset,
-            "readout_mode": c.readout_mode, "filter": c.filter, "exposure_s": c.exposure_s,
-            "temperature_c": c.temperature_c, "label": c.label()}
+    return {"kind": c.kind.value, **c.config.to_json(), "filter": c.filter,
+            "exposure_s": c.exposure_s, "label": c.label()}
 
 
 def missing_configs(lights: list[LightInfo], catalogue: MasterCatalogue,
@@ -183,34 +177,35 @@ def missing_configs(lights: list[LightInfo], catalogue: MasterCatalogue,
             exposure = None
             if kind is MasterKind.DARK and not options.ccd:
                 exposure = round(light.exposure_s, 3)
-            key = (kind, light.camera, light.binning, light.width, light.height, light.gain,
-                   light.offset, light.readout_mode,
-                   light.filter if kind is MasterKind.FLAT else None, exposure)
+            key = (kind, light.config.key(), light.filter if kind is MasterKind.FLAT else None,
+                   exposure)
             wanted.setdefault(key, []).append(light)
     out: list[tuple[NeedConfig, int]] = []
     for key, group in wanted.items():
-        kind, camera, binning, width, height, gain, offset, mode, filt, exposure = key
+        kind, config, filt, exposure = key
         if kind is MasterKind.DARK and options.ccd:
             exposure = max(l.exposure_s for l in group)  # scaling down is better than up
         if kind is MasterKind.FLAT:
             clusters = [group]
         else:
-            known = [l for l in group if l.temperature_c is not None]
-            unknown = [l for l in group if l.temperature_c is None]
-            labels = cluster_values([l.temperature_c for l in known], rules.temperature_tol_c)
+            known = [l for l in group if l.config.temperature_c is not None]
+            unknown = [l for l in group if l.config.temperature_c is None]
+            labels = cluster_values([l.config.temperature_c for l in known],
+                                    rules.temperature_tol_c)
             by_label: dict[int, list[LightInfo]] = {}
             for l, lab in zip(known, labels):
                 by_label.setdefault(lab, []).append(l)
             clusters = list(by_label.values()) + ([unknown] if unknown else [])
         for members in clusters:
-            temps = sorted(l.temperature_c for l in members if l.temperature_c is not None)
+            temps = sorted(l.config.temperature_c for l in members
+                           if l.config.temperature_c is not None)
             temp = None
             if temps and kind is not MasterKind.FLAT:
                 temp = round(temps[len(temps) // 2], 1)
-            out.append((NeedConfig(kind, camera, binning, width, height, gain, offset, mode, filt,
-                                   exposure, temp), len(members)))
-    out.sort(key=lambda item: (item[0].kind.value, item[0].camera, item[0].filter or "",
-                               item[0].exposure_s or 0.0, item[0].temperature_c or 0.0))
+            out.append((NeedConfig(kind, dataclasses.replace(config, temperature_c=temp), filt,
+                                   exposure), len(members)))
+    out.sort(key=lambda item: (item[0].kind.value, item[0].config.camera, item[0].filter or "",
+                               item[0].exposure_s or 0.0, item[0].config.temperature_c or 0.0))
     return out
 
 

@@ -64,8 +64,8 @@ def calibrated_header(light_header: fits.Header, used: list[MasterInfo], *, dark
             detail += f", {m.exposure_s:g} s"
             if dark_scaled:
                 detail += f", dark current scaled x{light_exposure_s / m.exposure_s:.4g}"
-        if m.temperature_c is not None and m.kind is not MasterKind.FLAT:
-            detail += f", {m.temperature_c:.1f} C"
+        if m.config.temperature_c is not None and m.kind is not MasterKind.FLAT:
+            detail += f", {m.config.temperature_c:.1f} C"
         if m.kind is MasterKind.FLAT and m.filter:
             detail += f", filter {m.filter}"
         h.add_history(f"indical: {_VERB[m.kind]} master {m.kind.value} ({detail})")

@@ -1,9 +1,10 @@
 """Precalibration of flats: what is subtracted from each flat before it is normalised.
 
 Choices: none, a constant pedestal, a fixed bias/dark/dark-flat file, or the best match from
-the library. The library match is a pure function: same image size and binning (and camera,
-gain, offset and readout mode where both sides know them); then dark flat before dark before
-bias; then the smallest 3 |d exposure| + |d temperature| (bias: temperature only)."""
+the library. The library match is a pure function: the same camera configuration where both
+sides know a value (`CameraConfig.agrees`; masters always know their size and binning); then
+dark flat before dark before bias; then the smallest 3 |d exposure| + |d temperature| (bias:
+temperature only)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
+from indical.calib.config import CameraConfig
 from indical.calib.library import MasterRecord
 from indical.calib.rawio import open_raw
 from indical.errors import FitsError
-from indical.frame import Binning, FrameType
+from indical.frame import FrameType
 
 _TYPE_RANK = {FrameType.DARKFLAT: 0, FrameType.DARK: 1, FrameType.BIAS: 2}
 
@@ -50,36 +52,23 @@ class PrecalSpec:
 
 
 @dataclass(frozen=True)
-class FlatConfig:
-    """The configuration a precalibration master must match."""
+class PrecalTarget:
+    """The flats a precalibration master is chosen for: their camera configuration (mean
+    temperature) and mean exposure."""
 
-    width: int
-    height: int
-    binning: Binning
+    config: CameraConfig
     exposure_s: float
-    temperature_c: float | None
-    camera: str = ""
-    gain: float | None = None
-    offset: float | None = None
-    readout_mode: str | None = None
 
 
-def _agrees(a, b) -> bool:
-    return a is None or b is None or a == "" or b == "" or a == b
-
-
-def best_match(candidates: Sequence[MasterRecord], flat: FlatConfig) -> MasterRecord | None:
-    """The master to subtract from flats of this configuration, or None."""
+def best_match(candidates: Sequence[MasterRecord], flats: PrecalTarget) -> MasterRecord | None:
+    """The master to subtract from these flats, or None."""
     usable = [m for m in candidates
-              if m.frame_type in _TYPE_RANK and m.width == flat.width and m.height == flat.height
-              and m.binning == flat.binning and _agrees(m.camera, flat.camera)
-              and _agrees(m.gain, flat.gain) and _agrees(m.offset, flat.offset)
-              and _agrees(m.readout_mode, flat.readout_mode)]
+              if m.frame_type in _TYPE_RANK and m.config.agrees(flats.config)]
 
     def score(m: MasterRecord) -> tuple:
-        d_temp = (abs(m.temperature_c - flat.temperature_c)
-                  if m.temperature_c is not None and flat.temperature_c is not None else 0.0)
-        d_exp = 0.0 if m.frame_type is FrameType.BIAS else abs(m.exposure_s - flat.exposure_s)
+        mt, ft = m.config.temperature_c, flats.config.temperature_c
+        d_temp = abs(mt - ft) if mt is not None and ft is not None else 0.0
+        d_exp = 0.0 if m.frame_type is FrameType.BIAS else abs(m.exposure_s - flats.exposure_s)
         return (_TYPE_RANK[m.frame_type], 3.0 * d_exp + d_temp, -(m.id or 0))
 
     return min(usable, key=score, default=None)

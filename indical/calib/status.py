@@ -16,9 +16,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterable
 
+from indical.calib.config import CameraConfig, column_names as config_columns
 from indical.calib.db import open_library_db
 from indical.calib.match import MasterInfo, MasterKind
-from indical.frame import Binning
 
 
 class Status(enum.Enum):
@@ -147,22 +147,19 @@ class StatusStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                row = {"path": str(info.path), **info.config.columns(),
+                       "dark_master_id": dark_master_id, "flat_master_id": flat_master_id,
+                       "n_hot": counts[0], "n_cold": counts[1], "n_dead": counts[2],
+                       "created_at": info.created.isoformat(timespec="seconds")}
                 cur = self._db.execute(
-                    "INSERT INTO bad_pixel_maps (path, camera, readout_mode, gain, offset, xbin, "
-                    "ybin, width, height, temperature_c, dark_master_id, flat_master_id, n_hot, "
-                    "n_cold, n_dead, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                    "?, ?)",
-                    (str(info.path), info.camera, info.readout_mode, info.gain, info.offset,
-                     info.binning.x, info.binning.y, info.width, info.height, info.temperature_c,
-                     dark_master_id, flat_master_id, *counts,
-                     info.created.isoformat(timespec="seconds")))
+                    f"INSERT INTO bad_pixel_maps ({', '.join(row)}) "
+                    f"VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
                 new_id = int(cur.lastrowid)
+                key = info.config.key_columns()
+                same = " AND ".join(f"{col} IS ?" for col in key)
                 old = [i for (i,) in self._db.execute(
-                    "SELECT id FROM bad_pixel_maps WHERE superseded_by IS NULL AND id != ? AND "
-                    "camera = ? AND readout_mode IS ? AND gain IS ? AND offset IS ? AND xbin = ? "
-                    "AND ybin = ? AND width = ? AND height = ?",
-                    (new_id, info.camera, info.readout_mode, info.gain, info.offset,
-                     info.binning.x, info.binning.y, info.width, info.height)).fetchall()]
+                    f"SELECT id FROM bad_pixel_maps WHERE superseded_by IS NULL AND id != ? "
+                    f"AND {same}", (new_id, *key.values())).fetchall()]
                 for i in old:
                     self._db.execute("UPDATE bad_pixel_maps SET superseded_by = ? WHERE id = ?",
                                      (new_id, i))
@@ -177,15 +174,17 @@ class StatusStore:
         return dataclasses.replace(info, id=new_id)
 
     def bad_pixel_maps(self) -> list[MasterInfo]:
+        cols = ("id", "path", *config_columns(), "created_at", "superseded_by")
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, path, camera, readout_mode, gain, offset, xbin, ybin, width, height, "
-                "temperature_c, created_at, superseded_by FROM bad_pixel_maps").fetchall()
-        return [MasterInfo(id=i, kind=MasterKind.BPM, path=Path(p), camera=c, readout_mode=rm,
-                           gain=g, offset=o, binning=Binning(xb, yb), width=w, height=h,
-                           temperature_c=None, created=datetime.fromisoformat(cr),
-                           superseded=sup is not None)
-                for i, p, c, rm, g, o, xb, yb, w, h, t, cr, sup in rows]
+            rows = self._db.execute(f"SELECT {', '.join(cols)} FROM bad_pixel_maps").fetchall()
+        out = []
+        for row in rows:
+            r = dict(zip(cols, row))
+            out.append(MasterInfo(id=r["id"], kind=MasterKind.BPM, path=Path(r["path"]),
+                                  config=CameraConfig.from_columns(r),
+                                  created=datetime.fromisoformat(r["created_at"]),
+                                  superseded=r["superseded_by"] is not None))
+        return out
 
     # -- captures in progress -----------------------------------------------------------------
     def begin_capture(self, sequence: str, description: str, target: int) -> int:

@@ -149,7 +149,8 @@ def ls(db: Path, show_all: bool) -> None:
                      "[yellow]expired[/]" if lib.is_expired(m) else "[green]current[/]")
             masters.add_row(str(m.id), m.frame_type.value, escape(m.filter or ""),
                             f"{m.exposure_s:g}",
-                            "" if m.temperature_c is None else f"{m.temperature_c:.1f}",
+                            "" if m.config.temperature_c is None
+                            else f"{m.config.temperature_c:.1f}",
                             str(m.n_frames), m.method, m.created_at.strftime("%Y-%m-%d %H:%M"),
                             state)
             files.append((m.id, m.path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from indical.calib.grouping import GroupingOptions, group_frames
 from indical.calib.ingest import FrameRecord, find_fits, ingest_paths
 from indical.calib.library import CalibrationLibrary
 from indical.calib.master import MasterSpec, Precal, build_master, write_master
-from indical.calib.precal import FlatConfig, PrecalSpec, best_match, load_precal_image
+from indical.calib.precal import PrecalSpec, PrecalTarget, best_match, load_precal_image
 from indical.cli import console
 from indical.commands.progress import progress_bar
 from indical.errors import IndicalError
@@ -24,7 +25,7 @@ _TYPES = {"bias": FrameType.BIAS, "dark": FrameType.DARK, "darkflat": FrameType.
           "flat": FrameType.FLAT}
 
 
-def resolve_precal(spec: PrecalSpec, *, config: FlatConfig | None,
+def resolve_precal(spec: PrecalSpec, *, flats: PrecalTarget | None,
                    library: CalibrationLibrary | None) -> Precal:
     """Turn the --precal choice into the image/pedestal to subtract, with its description."""
     if spec.kind == "none":
@@ -33,25 +34,21 @@ def resolve_precal(spec: PrecalSpec, *, config: FlatConfig | None,
         return Precal(pedestal_adu=spec.pedestal_adu, description=f"pedestal {spec.pedestal_adu:g} ADU")
     if spec.kind == "file":
         return Precal(image=load_precal_image(spec.path), description=f"file {spec.path.name}")
-    if library is None or config is None:
+    if library is None or flats is None:
         raise IndicalError("--precal library needs a calibration library (--library)")
-    match = best_match(library.masters(), config)
+    match = best_match(library.masters(), flats)
     if match is None:
         raise IndicalError(f"{library.db_path}: no bias, dark or dark-flat master of "
-                           f"{config.width}x{config.height} bin {config.binning} matches these "
+                           f"{flats.config.size} bin {flats.config.binning} matches these "
                            "flats; build one first or use --precal none")
     return Precal(image=load_precal_image(Path(match.path)),
                   description=f"master {match.frame_type.value} {Path(match.path).name}")
 
 
-def _flat_config(records: list[FrameRecord]) -> FlatConfig:
-    r = records[0]
+def _flats(records: list[FrameRecord]) -> PrecalTarget:
     temps = [x.meta.sensor_temp_c for x in records if x.meta.sensor_temp_c is not None]
-    return FlatConfig(width=r.width, height=r.height, binning=r.meta.binning,
-                      exposure_s=sum(x.meta.exposure_s for x in records) / len(records),
-                      temperature_c=sum(temps) / len(temps) if temps else None,
-                      camera=r.meta.camera, gain=r.meta.gain, offset=r.meta.offset,
-                      readout_mode=r.meta.readout_mode)
+    config = replace(records[0].config, temperature_c=sum(temps) / len(temps) if temps else None)
+    return PrecalTarget(config, sum(x.meta.exposure_s for x in records) / len(records))
 
 
 def _build_one(paths: list[Path], out: Path, *, kind: FrameType | None, options: CombineOptions,
@@ -62,11 +59,11 @@ def _build_one(paths: list[Path], out: Path, *, kind: FrameType | None, options:
         raise IndicalError(f"{out}: already exists; use --force to overwrite")
     precal = Precal()
     if precal_spec.kind != "none" and kind in (None, FrameType.FLAT):
-        config = _flat_config(records) if records else None
-        if precal_spec.kind == "library" and config is None:
+        flats = _flats(records) if records else None
+        if precal_spec.kind == "library" and flats is None:
             report = ingest_paths(paths)
-            config = _flat_config(report.records) if report.records else None
-        precal = resolve_precal(precal_spec, config=config, library=library)
+            flats = _flats(report.records) if report.records else None
+        precal = resolve_precal(precal_spec, flats=flats, library=library)
     spec = MasterSpec(paths=paths, frame_type=kind, options=options, precal=precal,
                       ignore_type=ignore_type, memory_limit_bytes=memory_limit)
     with progress_bar() as bar:

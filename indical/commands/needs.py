@@ -57,7 +57,7 @@ def needs(library_db, as_json, min_frames, ccd, bias, days, temperature_tol) -> 
         t = Table("master needed", "camera", "lights", "frames", title="Uncovered configurations")
         t.add_column("to do", no_wrap=True)
         for n in report.uncovered:
-            t.add_row(escape(n.config.label()), escape(n.config.camera), str(n.lights),
+            t.add_row(escape(n.config.label()), escape(n.config.config.camera), str(n.lights),
                       f"{n.have}/{n.target} {_bar(n.have, n.target)}", n.state)
         console.print(t)
     elif report.lights == 0:

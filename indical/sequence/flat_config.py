@@ -42,7 +42,7 @@ class FlatSettings:
 @dataclass(frozen=True)
 class FlatsTaken:
     """Flats taken this run (or earlier tonight) in one filter at one exposure: what dark flats
-    must match. (Not `calib.precal.FlatConfig`, a master flat's camera configuration.)"""
+    must match. (A camera configuration a master must match is `calib.config.CameraConfig`.)"""
 
     filter: str | None
     exposure_s: float

@@ -46,7 +46,7 @@ def _check_consistent(db: Path, *, after_sweep: bool) -> None:
             assert Path(f.path).is_file()
         for m in lib.masters(include_superseded=True):
             with fits.open(m.path) as hdul:        # complete and readable
-                assert hdul[0].data.shape == (m.height, m.width)
+                assert hdul[0].data.shape == (m.config.height, m.config.width)
                 assert hdul[0].header["NCOMBINE"] == m.n_frames
             assert len(lib.master_sources(m.id)) == m.n_frames
         if after_sweep:

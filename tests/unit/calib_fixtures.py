@@ -10,6 +10,7 @@ import numpy as np
 from astropy.io import fits
 
 from calib_synthetic import Scene, make_scene
+from indical.calib.config import CameraConfig
 from indical.calib.library import CalibrationLibrary, MasterRecord
 from indical.fits.io import write_frame
 from indical.frame import Binning, Frame, FrameMeta, FrameType
@@ -44,11 +45,11 @@ def add_master(lib: CalibrationLibrary, kind: FrameType, data: np.ndarray, *, na
         h[k] = v
     fits.writeto(path, np.asarray(data, dtype=np.float32), h)
     key = json.dumps([kind.value, CAMERA, gain, filter, exposure_s])
-    rec = MasterRecord(path=str(path), frame_type=kind, camera=CAMERA, readout_mode=None,
-                       gain=gain, offset=10.0, binning=Binning(1, 1),
-                       width=width or data.shape[1], height=height or data.shape[0],
-                       filter=filter, exposure_s=exposure_s, temperature_c=temperature_c,
-                       group_key=key, method="mean", n_frames=10, created_at=created)
+    config = CameraConfig(camera=CAMERA, readout_mode=None, gain=gain, offset=10.0,
+                          binning=Binning(1, 1), width=width or data.shape[1],
+                          height=height or data.shape[0], temperature_c=temperature_c)
+    rec = MasterRecord(path=str(path), frame_type=kind, config=config, filter=filter,
+                       exposure_s=exposure_s, group_key=key, method="mean", n_frames=10, created_at=created)
     return lib.add_master(rec, list(sources))
 
 

@@ -9,11 +9,13 @@ from pathlib import Path
 from astropy.io import fits
 from click.testing import CliRunner
 
-from indical.calib.autobuild import AutoBuilder, AutoBuildPolicy, due_groups
+from indical.calib.autobuild import AutoBuilder, AutoBuildPolicy, due_groups, group_key_json
+from indical.calib.config import CameraConfig
+from indical.calib.grouping import ConfigKey
 from indical.calib.library import CalibrationLibrary
 from indical.calib.sink import LibrarySink
 from indical.cli import main
-from indical.frame import Frame, FrameType
+from indical.frame import Binning, Frame, FrameType
 from indical.testing.frames import synthetic_data, synthetic_meta, write_synthetic
 
 
@@ -115,3 +117,16 @@ def test_sweep_removes_master_written_but_never_indexed(tmp_path):
         assert lib.unindexed_masters() == [orphan]
     r = invoke("library", "--library", db, "sweep")
     assert r.exit_code == 0 and "removed" in r.text and not orphan.exists()
+
+
+def test_group_keys_keep_the_text_of_masters_already_recorded():
+    """A new master supersedes an old one when their group keys are equal text; this is the
+    text libraries hold since the first schema (a later configuration field adds nothing while
+    unset)."""
+    key = ConfigKey(FrameType.DARK, CameraConfig(camera="Sim Cam", gain=100.0, offset=10.0,
+                                                 binning=Binning(2, 1), width=64, height=48),
+                    filter=None, exposure_s=30.123456)
+    assert group_key_json(key) == (
+        '{"binning": "2x1", "camera": "Sim Cam", "exposure_s": 30.12, "filter": null, '
+        '"frame_type": "dark", "gain": 100.0, "height": 48, "offset": 10.0, '
+        '"readout_mode": null, "width": 64}')

@@ -89,7 +89,7 @@ def test_a_library_from_schema_version_1_opens_and_upgrades_in_place(tmp_path, f
         assert [Path(f.path).name for f in frames] == ["dark_0.fits", "dark_1.fits", "light_0.fits"]
         assert frames[0].meta.camera == "Sim Cam" and frames[0].meta.gain == 100.0
         (master,) = lib.masters()
-        assert master.method == "median" and master.temperature_c == -10.0
+        assert master.method == "median" and master.config.temperature_c == -10.0
         assert [f.id for f in lib.master_sources(master.id)] == [1, 2]
         assert lib.expiry_days(FrameType.DARK) == 45.0
     version, tables, triggers = _objects(path)
@@ -111,9 +111,8 @@ def test_a_library_from_schema_version_1_opens_and_upgrades_in_place(tmp_path, f
         newer.write_bytes(b"complete")
         with CalibrationLibrary(path) as lib:
             lib.add_master(MasterRecord(
-                path=str(newer), frame_type=FrameType.DARK, camera="Sim Cam", readout_mode=None,
-                gain=100.0, offset=10.0, binning=master.binning, width=64, height=48, filter=None,
-                exposure_s=1.0, temperature_c=-10.0, group_key=master.group_key,
+                path=str(newer), frame_type=FrameType.DARK, config=master.config, filter=None,
+                exposure_s=1.0, group_key=master.group_key,
                 method="median", n_frames=2, created_at=datetime.now(timezone.utc)), [1, 2])
         assert store.get(light).needs_recal
 

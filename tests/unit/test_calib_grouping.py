@@ -63,7 +63,7 @@ def test_flats_group_by_filter_not_exposure_and_size_splits():
     records += [rec(5 + i, FrameType.FLAT, filter="B") for i in range(2)]
     records += [rec(9, FrameType.FLAT, filter="R", w=32, h=32)]
     big, _ = group_frames(records, GroupingOptions())
-    assert sorted((g.key.filter, g.key.width, len(g.records)) for g in big) == \
+    assert sorted((g.key.filter, g.key.config.width, len(g.records)) for g in big) == \
         [("B", 64, 2), ("R", 32, 1), ("R", 64, 3)]
     # without 'filter' and 'size' the flats all fall together
     big, _ = group_frames(records, GroupingOptions.parse("exposure,temp:5"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indical.calib.config import CameraConfig
 from indical.calib.ingest import inspect_file
 from indical.calib.library import CalibrationLibrary, LibraryError, MasterRecord
 from indical.calib.sink import LibrarySink
@@ -90,10 +91,10 @@ def test_count_agrees_with_frame_query_matches(lib, tmp_path):
 
 def _master(path: Path, temperature_c: float | None, key: str = "k1") -> MasterRecord:
     path.write_bytes(b"x")
-    return MasterRecord(path=str(path), frame_type=FrameType.DARK, camera="Sim Cam",
-                        readout_mode=None, gain=100.0, offset=10.0, binning=Binning(1, 1),
-                        width=64, height=48, filter=None, exposure_s=30.0,
-                        temperature_c=temperature_c, group_key=key, method="sigma",
+    config = CameraConfig(camera="Sim Cam", readout_mode=None, gain=100.0, offset=10.0,
+                          binning=Binning(1, 1), width=64, height=48, temperature_c=temperature_c)
+    return MasterRecord(path=str(path), frame_type=FrameType.DARK, config=config, filter=None,
+                        exposure_s=30.0, group_key=key, method="sigma",
                         parameters={"sigma_low": 3.0}, n_frames=2)
 
 

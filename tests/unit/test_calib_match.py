@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from indical.calib.checks import calibration_warnings
+from indical.calib.config import CameraConfig
 from indical.calib.match import (LightInfo, MasterKind, MasterInfo, MatchRules, best_master,
                                  choose_masters, mismatch)
 from indical.frame import Binning
 
 NOW = datetime(2026, 3, 21, 12, 0, tzinfo=timezone.utc)
-LIGHT = LightInfo(camera="ZWO ASI2600MM", width=6248, height=4176, exposure_s=120.0, gain=100,
-                  offset=50, readout_mode=None, filter="Ha", temperature_c=-10.2,
-                  time=datetime(2026, 3, 20, 23, 0, tzinfo=timezone.utc))
+LIGHT = LightInfo(CameraConfig(camera="ZWO ASI2600MM", width=6248, height=4176, gain=100,
+                               offset=50, readout_mode=None, temperature_c=-10.2),
+                  exposure_s=120.0, filter="Ha", time=datetime(2026, 3, 20, 23, 0, tzinfo=timezone.utc))
 
 _ids = iter(range(1, 10_000))
+CONFIG_FIELDS = {f.name for f in fields(CameraConfig)}
 
 
 def master(kind=MasterKind.DARK, **changes) -> MasterInfo:
+    """The right master of `kind` for LIGHT, with `changes` (configuration fields too)."""
+    config = {"temperature_c": -10.0,
+              **{k: changes.pop(k) for k in list(changes) if k in CONFIG_FIELDS}}
     base = dict(id=next(_ids), kind=kind, path=Path(f"/lib/{kind.value}.fits"),
-                camera=LIGHT.camera, width=LIGHT.width, height=LIGHT.height,
-                created=NOW - timedelta(days=3), gain=100, offset=50, filter=None,
-                exposure_s=120.0 if kind is MasterKind.DARK else 0.0, temperature_c=-10.0,
+                config=replace(LIGHT.config, **config),
+                created=NOW - timedelta(days=3), filter=None,
+                exposure_s=120.0 if kind is MasterKind.DARK else 0.0,
                 expires=NOW + timedelta(days=27))
     if kind is MasterKind.FLAT:
         base["filter"] = "Ha"
@@ -132,6 +138,6 @@ def test_warnings_temperature_and_missing_flat():
 
 @pytest.mark.parametrize("light_t,warn", [(None, True), (-10.0, False)])
 def test_unknown_temperature_is_said(light_t, warn):
-    light = LightInfo(**{**LIGHT.__dict__, "temperature_c": light_t})
+    light = replace(LIGHT, config=replace(LIGHT.config, temperature_c=light_t))
     choice = choose_masters(light, [master(), master(kind=MasterKind.FLAT)], now=NOW)
     assert any("temperature not checked" in w for w in calibration_warnings(light, choice, NOW)) is warn

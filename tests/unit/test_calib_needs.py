@@ -9,6 +9,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from calib_fixtures import CAMERA, add_master, light_meta, standard_library, write_light
+from indical.calib.config import CameraConfig
 from indical.calib.ingest import inspect_file
 from indical.calib.match import MasterKind
 from indical.calib.needs import NeedConfig, NeedsOptions, compute_needs, remaining
@@ -90,7 +91,8 @@ def test_nothing_missing(tmp_path):
     assert compute_needs(lib).nothing_missing
     assert "every light in the library (1) has matching masters" in CliRunner().invoke(
         main, ["needs", "--library", db]).output
-    cfg = NeedConfig(MasterKind.DARK, CAMERA, Binning(1, 1), 80, 60, 100.0, 10.0,
-                     exposure_s=30.0, temperature_c=-10.0)
+    cfg = NeedConfig(MasterKind.DARK, CameraConfig(camera=CAMERA, gain=100.0, offset=10.0,
+                                                   binning=Binning(1, 1), width=80, height=60,
+                                                   temperature_c=-10.0), exposure_s=30.0)
     assert remaining(lib, cfg) == 10
     lib.close()

@@ -186,7 +186,7 @@ def test_bad_pixel_map_master_flags_and_corrects(tmp_path):
     assert run.output.count("built bpm_") == 2   # gain 100 and the gain 200 decoy
     lib = CalibrationLibrary(db)
     store = StatusStore(lib.db_path)
-    (bpm,) = [m for m in store.bad_pixel_maps() if not m.superseded and m.gain == 100]
+    (bpm,) = [m for m in store.bad_pixel_maps() if not m.superseded and m.config.gain == 100]
     assert fits.getdata(bpm.path)[10, 10] & PixelFlag.HOT, "the synthetic dark's hot pixel"
     assert fits.getheader(bpm.path)["FLAGBIT3"] == "dead pixel"
 

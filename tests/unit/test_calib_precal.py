@@ -3,23 +3,26 @@ dark flat before dark before bias; then the closest exposure and temperature."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from indical.calib.config import CameraConfig
 from indical.calib.library import MasterRecord
-from indical.calib.precal import FlatConfig, PrecalSpec, best_match
+from indical.calib.precal import PrecalSpec, PrecalTarget, best_match
 from indical.frame import Binning, FrameType
 
-FLAT = FlatConfig(width=64, height=48, binning=Binning(1, 1), exposure_s=2.0, temperature_c=-10.0,
-                  camera="Cam", gain=100.0, offset=10.0)
+CONFIG = CameraConfig(camera="Cam", gain=100.0, offset=10.0, binning=Binning(1, 1), width=64,
+                      height=48, temperature_c=-10.0)
+FLAT = PrecalTarget(CONFIG, exposure_s=2.0)
 
 
 def m(id, kind, exposure_s=2.0, temperature_c=-10.0, **changes) -> MasterRecord:
-    base = dict(path=f"/m/{id}.fits", frame_type=kind, camera="Cam", readout_mode=None, gain=100.0,
-                offset=10.0, binning=Binning(1, 1), width=64, height=48, filter=None,
-                exposure_s=exposure_s, temperature_c=temperature_c, group_key="k", method="sigma",
-                id=id)
+    config = replace(CONFIG, temperature_c=temperature_c,
+                     **{k: changes.pop(k) for k in list(changes) if hasattr(CONFIG, k)})
+    base = dict(path=f"/m/{id}.fits", frame_type=kind, config=config, filter=None,
+                exposure_s=exposure_s, group_key="k", method="sigma", id=id)
     base.update(changes)
     return MasterRecord(**base)
 

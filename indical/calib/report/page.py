@@ -126,14 +126,15 @@ def write_report(library, store, out_dir: Path, *, log_folders: list[Path] | Non
         plots.master_preview(data, png / f"{stem}.png", label,
                              dark=m.frame_type.value in ("bias", "dark", "darkflat"))
         plots.histogram(data, png / f"{stem}_hist.png", f"{label} histogram")
-        temp = "" if m.temperature_c is None else f", {m.temperature_c:.1f} C"
+        c = m.config
+        temp = "" if c.temperature_c is None else f", {c.temperature_c:.1f} C"
         created = m.created_at.strftime("%Y-%m-%d %H:%M")
         age = (now - m.created_at).days
         expired = library.is_expired(m, now)
         parts.append(
             f"<div class=master><b>{escape(label)}</b>{escape(temp)}"
-            f"<div class=small>{escape(m.camera)} bin {m.binning} gain {m.gain} offset {m.offset}"
-            f" · {m.width}x{m.height} · {m.n_frames} frames, {escape(m.method)} · made "
+            f"<div class=small>{escape(c.camera)} bin {c.binning} gain {c.gain} offset {c.offset}"
+            f" · {c.size} · {m.n_frames} frames, {escape(m.method)} · made "
             f"{created} UTC ({age} d{', <span class=bad>expired</span>' if expired else ''})</div>"
             f'<img src="png/{stem}.png" alt="preview of {escape(Path(m.path).name)}">'
             f'<img src="png/{stem}_hist.png" alt="histogram"></div>')
@@ -149,8 +150,9 @@ def write_report(library, store, out_dir: Path, *, log_folders: list[Path] | Non
         counts = {name: int(((data.astype(np.uint8) & bit) != 0).sum())
                   for name, bit in (("hot", 1), ("cold", 2), ("dead", 4))}
         parts.append(
-            f"<div class=master><b>bad pixel map</b><div class=small>{escape(b.camera)} bin "
-            f"{b.binning} gain {b.gain} offset {b.offset} · {b.width}x{b.height} · "
+            f"<div class=master><b>bad pixel map</b><div class=small>{escape(b.config.camera)} "
+            f"bin {b.config.binning} gain {b.config.gain} offset {b.config.offset} · "
+            f"{b.config.size} · "
             + ", ".join(f"{n} {k}" for k, n in counts.items())
             + f' · {escape(b.path.name)}</div><img src="png/{stem}.png" alt="bad pixel map"></div>')
     if not current:
@@ -199,7 +201,7 @@ def _needs_html(report: NeedsReport) -> str:
                      f"<th>done</th></tr>{rows}</table>")
     if report.uncovered:
         rows = "".join(
-            f"<tr><td>{escape(n.config.label())}</td><td>{escape(n.config.camera)}</td>"
+            f"<tr><td>{escape(n.config.label())}</td><td>{escape(n.config.config.camera)}</td>"
             f"<td>{n.lights}</td><td><progress value={min(n.have, n.target)} max={n.target}>"
             f"</progress> {n.have}/{n.target}</td><td>{escape(n.state)}</td></tr>"
             for n in report.uncovered)
