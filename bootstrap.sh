@@ -47,18 +47,17 @@ install_python_env() {
     say "creating the virtual environment in $VENV/"
     "$py" -m venv "$VENV"
   fi
-  # Reinstall only when the package description changed since the last install.
+  # Reinstall only when the package description or the C kernel's sources changed since the
+  # last install (an editable install compiles the kernel in place, once).
   local stamp="$VENV/.indical-installed" want
-  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$VENV/bin/python" -c 'import indical' 2>/dev/null; then
+  want=$(cat pyproject.toml setup.py indical/calib/combine/*.c | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
+      || ! "$VENV/bin/python" -c 'import indical.calib.combine._native' 2>/dev/null; then
     say "installing indical and its Python dependencies into $VENV/ (first time: a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -e '.[test]'
     echo "$want" > "$stamp"
   fi
-  # the C combine kernel, compiled once into ~/.cache/indical (else the first master pays it)
-  "$VENV/bin/python" -m indical.calib.combine.native >/dev/null \
-    || say "the C combine kernel was not built; masters will be combined with numba (slower)"
 }
 
 what=${1:-install}

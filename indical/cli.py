@@ -70,7 +70,7 @@ RIG_OPTION = click.option("--rig", "rig_path", type=click.Path(dir_okay=False, p
                           help="Rig file (TOML). Default: the built-in simulated observatory.")
 
 
-# At exit the interpreter sweeps every object for cycles; where numba or astropy are loaded
+# At exit the interpreter sweeps every object for cycles; where astropy is loaded
 # they make hundreds of thousands (a quarter of a second, measured). Frozen objects are
 # skipped. Python never promised finalizers at exit; indical closes its files explicitly.
 atexit.register(gc.freeze)

@@ -13,18 +13,6 @@ from indical.frame import FrameType
 from indical.testing.frames import write_synthetic
 
 
-@pytest.fixture(params=["native", "numba"])
-def kernel_path(request, monkeypatch):
-    """Run the test with the C kernel and again with numba's (INDICAL_NATIVE=0)."""
-    from indical.calib.combine import native
-    monkeypatch.setenv("INDICAL_NATIVE", "1" if request.param == "native" else "0")
-    native.kernel.cache_clear()
-    if request.param == "native":
-        assert native.kernel() is not None, "the C kernel should build on a machine with gcc"
-    yield request.param
-    native.kernel.cache_clear()
-
-
 def make_stack(tmp_path, n=11, shape=(20, 30), seed=1, level=1000.0, noise=20.0):
     """Integer frames with outliers (cosmic rays, low pixels) in a fraction of pixels."""
     rng = np.random.default_rng(seed)
@@ -50,7 +38,7 @@ def run(paths, memory=64 << 20, **options):
     (2.5, 1.5, "mean", None),
     (1.2, 1.2, "median", 1),
 ])
-def test_sigma_rejection_identical_to_astropy(kernel_path, tmp_path, sigma_low, sigma_high, center, maxiters):
+def test_sigma_rejection_identical_to_astropy(tmp_path, sigma_low, sigma_high, center, maxiters):
     paths, cube = make_stack(tmp_path)
     result = run(paths, method="sigma", sigma_low=sigma_low, sigma_high=sigma_high,
                  center=center, maxiters=maxiters, memory=1 << 16)  # several chunks
@@ -62,14 +50,14 @@ def test_sigma_rejection_identical_to_astropy(kernel_path, tmp_path, sigma_low, 
     np.testing.assert_array_equal(result.data, expect)
 
 
-def test_mean_and_median_equal_numpy(kernel_path, tmp_path):
+def test_mean_and_median_equal_numpy(tmp_path):
     paths, cube = make_stack(tmp_path, n=8)
     np.testing.assert_array_equal(run(paths, method="mean").data, cube.mean(axis=0).astype(np.float32))
     np.testing.assert_array_equal(run(paths, method="median").data,
                                   np.median(cube, axis=0).astype(np.float32))
 
 
-def test_minmax_drops_extremes(kernel_path, tmp_path):
+def test_minmax_drops_extremes(tmp_path):
     paths, cube = make_stack(tmp_path, n=7)
     s = np.sort(cube, axis=0)
     result = run(paths, method="minmax", clip=2)
@@ -77,7 +65,7 @@ def test_minmax_drops_extremes(kernel_path, tmp_path):
     assert (result.rejected == 4).all()
 
 
-def test_percentile_clip(kernel_path, tmp_path):
+def test_percentile_clip(tmp_path):
     paths, cube = make_stack(tmp_path, n=6)
     med = np.median(cube, axis=0)
     keep = (cube >= med - 0.05 * med) & (cube <= med + 0.02 * med)
@@ -102,7 +90,7 @@ def test_robust_methods_reject_outliers_and_keep_clean_pixels(tmp_path, method):
     assert result.rejected.mean() < 2.0   # clean pixels keep most values
 
 
-def test_matches_ccdproc_combine(kernel_path, tmp_path):
+def test_matches_ccdproc_combine(tmp_path):
     ccdproc = pytest.importorskip("ccdproc")
     paths, cube = make_stack(tmp_path, n=9, shape=(12, 16))
     files = [str(p) for p in paths]
@@ -117,7 +105,7 @@ def test_matches_ccdproc_combine(kernel_path, tmp_path):
     np.testing.assert_allclose(run(paths, method="minmax", clip=1).data, ref.data, rtol=1e-6)
 
 
-def test_flats_normalised_before_rejection(kernel_path, tmp_path):
+def test_flats_normalised_before_rejection(tmp_path):
     """Flats at different levels: scaled to a common level, so no frame is rejected whole."""
     levels = [10000 * (1 + 0.01 * i) for i in range(8)] + [20000]   # the sky brightened
     paths = [write_synthetic(tmp_path / f"f{i}.fits", FrameType.FLAT, level_adu=lv,
@@ -130,7 +118,7 @@ def test_flats_normalised_before_rejection(kernel_path, tmp_path):
     assert normed.scales[0] > 1 > normed.scales[-1]
 
 
-def test_chunking_does_not_change_the_result(kernel_path, tmp_path):
+def test_chunking_does_not_change_the_result(tmp_path):
     paths, _ = make_stack(tmp_path, n=5)
     whole = run(paths, method="sigma", memory=1 << 30).data
     rowwise = run(paths, method="sigma", memory=1).data   # one row per chunk
@@ -174,7 +162,7 @@ def test_sorting_network_large_stacks(n):
 
 @pytest.mark.parametrize("sigma, center", [(1.0, "median"), (1.0, "mean"), (0.5, "mean"),
                                            (2.0, "median"), (1.5, "mean")])
-def test_sigma_parity_on_ties_and_exact_bounds(kernel_path, tmp_path, sigma, center):
+def test_sigma_parity_on_ties_and_exact_bounds(tmp_path, sigma, center):
     """Few distinct values: many pixels have bounds landing exactly on a value (std 0, or
     rational), where a rounding difference would flip the rejection."""
     rng = np.random.default_rng(11)

@@ -1,7 +1,7 @@
 """The streaming combine driver: frames stay on disk; rows are read block by block (or in
-chunks sized to the memory limit) and combined in parallel, by the C kernel (`native`) when it
-can be built here, else by the numba kernels. Each frame is read once; resident memory is the
-output, (for flats) the precalibration image and the blocks or chunk being combined."""
+chunks sized to the memory limit) and combined in parallel by the C kernel (`native`, run by
+`run_native`). Each frame is read once; resident memory is the output, (for flats) the
+precalibration image and the blocks or chunk being combined."""
 
 from __future__ import annotations
 
@@ -95,8 +95,6 @@ def _level_from_file(image: RawImage, rows: np.ndarray, pedestal: float) -> floa
             or not float(image.bzero).is_integer() or not float(pedestal).is_integer()):
         return None
     kernel = native.kernel()
-    if kernel is None:
-        return None
     rows32 = np.ascontiguousarray(rows, dtype=np.int32)
     try:
         fd = os.open(image.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -158,14 +156,8 @@ def combine_files(job: CombineInput, *,
             scales=np.asarray(scales, dtype=np.float64), code=code,
             params=np.asarray(params, dtype=np.float64), network=cached_network(len(images)),
             out=out, rejected=rejected, memory_limit_bytes=job.memory_limit_bytes)
-        from indical.calib.combine import native  # not at import: `python -m` runs it
+        from indical.calib.combine import native, run_native
 
-        kernel = native.kernel() if code in native.METHODS else None
-        if kernel is not None:
-            from indical.calib.combine import run_native
-            run_native.run(plan, kernel, progress)
-        else:  # numba: imported only here (its import and cache loading take ~0.4 s)
-            from indical.calib.combine import run_numba
-            run_numba.run(plan, progress)
+        run_native.run(plan, native.kernel(), progress)
     return CombineResult(data=out, rejected=rejected if job.rejection_map else None,
                          options=options, levels_adu=levels, scales=scales)

@@ -1,7 +1,13 @@
-/* indical's combine kernel in C: every method of kernels.py (mean, median, min/max, sigma,
- * winsorized, linear fit, percentile), with the same float64 arithmetic in the same order, so
- * masters are bit for bit those of the numba kernels. Loaded through ctypes by native.py, which compiles it
- * with -O3 -ffp-contract=off (no fused multiply-adds: they would change the last bits).
+/* indical's combine kernel: every method (mean, median, min/max, sigma, winsorized, linear fit,
+ * percentile) in float64 arithmetic with a fixed order of operations. Built by the package build
+ * into the extension module indical.calib.combine._native (setup.py) with -O3
+ * -ffp-contract=off (no fused multiply-adds, whose single rounding would make a build's last bits
+ * depend on the CPU) and no -ffast-math; called through ctypes by native.py.
+ *
+ * One build runs on every x86-64 CPU and is fast on recent ones: native_avx2.c compiles this
+ * file a second time for AVX2 (KERNEL_AVX2), and the entry points at the end pick that copy
+ * when the CPU has AVX2 (ind_set_isa). Both copies do the same IEEE operations in the same
+ * order (vectorised across pixels only, never across a sum), so they give the same bits.
  *
  * A call combines rows [r0, r1) of a stack. Each row is cut into tiles of TILE columns; a tile's
  * stacks (frames x TILE values) stay in L1 while they are precalibrated, scaled, sorted by the
@@ -9,8 +15,8 @@
  * entry point reads the stored big-endian integers of each frame itself with pread, a few rows
  * at a time, into the caller's scratch buffer: no memory maps, no page faults on them.
  *
- * params layout (as kernels.py): 0 sigma_low, 1 sigma_high, 2 use_median, 3 maxiters (-1: no
- * limit), 4 clip, 5 percentile_low, 6 percentile_high. */
+ * params layout (options.CombineOptions.kernel_params): 0 sigma_low, 1 sigma_high,
+ * 2 use_median, 3 maxiters (-1: no limit), 4 clip, 5 percentile_low, 6 percentile_high. */
 
 #ifndef NATIVE_T /* ---------------------------------------------------------------- shared part */
 
@@ -24,12 +30,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ABI_VERSION 2
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AVX2_CLONE 1 /* native_avx2.c builds the AVX2 copy */
+#endif
+#ifdef KERNEL_AVX2
+#pragma GCC target("avx2") /* every function below, in this copy */
+#define KERNEL_ISA avx2
+#else
+#define KERNEL_ISA base
+#endif
+#define KCAT2(a, b) a##_##b
+#define KCAT(a, b) KCAT2(a, b)
+#define KFN(name) KCAT(name, KERNEL_ISA) /* an entry point of this copy: name_base, name_avx2 */
+
+#define ABI_VERSION 3
 #define TILE 128 /* columns per tile, a multiple of 8 */
 #define READ_ROWS 4 /* rows read per pread round: frames x READ_ROWS x width stays in L2 */
 
 enum { MEAN = 0, MEDIAN = 1, MINMAX = 2, SIGMA = 3, WINSORIZED = 4, LINEARFIT = 5, PERCENTILE = 6 };
-#define MIN_KEEP 4      /* winsorized and linear fit never keep fewer (kernels._MIN_KEEP) */
+#define MIN_KEEP 4      /* winsorized and linear fit never keep fewer */
 #define N_STATE 16      /* TILE-long double arrays of per-column state (winsorized, linear fit) */
 enum { SRC_BE16 = 0, SRC_F32 = 1, SRC_F64 = 2 };
 
@@ -571,16 +590,6 @@ static void linearfit_tile(double *v, int n, int tw, const params_t *q, work_t *
 #undef FN
 #undef NATIVE_T
 
-int ind_abi_version(void) { return ABI_VERSION; }
-
-/* Bytes of work space one thread needs for n frames (the 16-bit file reader needs
- * ind_read_bytes more). */
-int64_t ind_work_bytes(int n) { return (int64_t)work_bytes(n); }
-
-int64_t ind_read_bytes(int n, int width) {
-    return (int64_t)align64((size_t)n * READ_ROWS * (size_t)width * sizeof(uint16_t));
-}
-
 /* True when every frame has the same offset and the same positive scale: the value a kernel
  * sees is then one non-decreasing function of the stored integer (per pixel: the same
  * precalibration value for every frame), so sorting the integers and converting afterwards
@@ -642,8 +651,8 @@ static void process_rows(const source_t *src, int n, int width, int src_row0, in
 
 /* Combine rows [r0, r1) of a cube of float32 (is_f64 = 0) or float64 physical values,
  * cube[k][r - cube_row0][c], into out and rejected (full images, row r at r * width). */
-int ind_combine_cube(const void *cube, int is_f64, int n, int cube_rows, int width, int cube_row0,
-                     int r0, int r1, const double *precal, int use_precal, const double *scales,
+int KFN(ind_combine_cube)(const void *cube, int is_f64, int n, int cube_rows, int width,
+                          int cube_row0, int r0, int r1, const double *precal, int use_precal, const double *scales,
                      int method, const double *params, const int64_t *network, int npairs,
                      float *out, uint16_t *rejected, void *work) {
     const void *frames[n > 0 ? n : 1];
@@ -679,8 +688,8 @@ static int read_fully(int fd, char *dst, size_t len, int64_t pos) {
  * frame k's row r starts at byte data_offsets[k] + 2 * r * width of fds[k]; its physical value
  * is the stored integer plus offsets[k] (BZERO - pedestal). Returns 0, or k + 1 when reading
  * frame k failed (errno tells why). `work` holds ind_work_bytes + ind_read_bytes bytes. */
-int ind_combine_be16_files(const int *fds, const int64_t *data_offsets, const double *offsets,
-                           int n, int width, int r0, int r1, const double *precal,
+int KFN(ind_combine_be16_files)(const int *fds, const int64_t *data_offsets,
+                                const double *offsets, int n, int width, int r0, int r1, const double *precal,
                            int use_precal, const double *scales, int method,
                            const double *params, const int64_t *network, int npairs,
                            float *out, uint16_t *rejected, void *work) {
@@ -702,6 +711,71 @@ int ind_combine_be16_files(const int *fds, const int64_t *data_offsets, const do
                      out, rejected, work);
     }
     return 0;
+}
+
+#ifndef KERNEL_AVX2 /* -------- once, in the baseline copy: what ctypes calls (native.py) */
+
+int ind_abi_version(void) { return ABI_VERSION; }
+
+/* Bytes of work space one thread needs for n frames (the 16-bit file reader needs
+ * ind_read_bytes more). */
+int64_t ind_work_bytes(int n) { return (int64_t)work_bytes(n); }
+
+int64_t ind_read_bytes(int n, int width) {
+    return (int64_t)align64((size_t)n * READ_ROWS * (size_t)width * sizeof(uint16_t));
+}
+
+#define CUBE_ARGS const void *cube, int is_f64, int n, int cube_rows, int width, int cube_row0, \
+    int r0, int r1, const double *precal, int use_precal, const double *scales, int method, \
+    const double *params, const int64_t *network, int npairs, float *out, uint16_t *rejected, \
+    void *work
+#define CUBE_CALL cube, is_f64, n, cube_rows, width, cube_row0, r0, r1, precal, use_precal, \
+    scales, method, params, network, npairs, out, rejected, work
+#define FILES_ARGS const int *fds, const int64_t *data_offsets, const double *offsets, int n, \
+    int width, int r0, int r1, const double *precal, int use_precal, const double *scales, \
+    int method, const double *params, const int64_t *network, int npairs, float *out, \
+    uint16_t *rejected, void *work
+#define FILES_CALL fds, data_offsets, offsets, n, width, r0, r1, precal, use_precal, scales, \
+    method, params, network, npairs, out, rejected, work
+
+static int isa = 0; /* 0: baseline copy, 1: AVX2 copy; set by ind_set_isa before any combine */
+
+#ifdef AVX2_CLONE
+int ind_combine_cube_avx2(CUBE_ARGS);
+int ind_combine_be16_files_avx2(FILES_ARGS);
+#endif
+
+/* Which copy the entry points run: want -1 means the best this CPU runs, 0 the baseline, 1
+ * AVX2 (the baseline where the CPU or the build lacks it). Returns the copy now in use. Not
+ * to be called while a combine runs. */
+int ind_set_isa(int want) {
+    int best = 0;
+#ifdef AVX2_CLONE
+    __builtin_cpu_init();
+    best = __builtin_cpu_supports("avx2") ? 1 : 0; /* also checks that the OS saves AVX state */
+#endif
+    isa = want < 0 || want > best ? best : want;
+    return isa;
+}
+
+/* Combine rows [r0, r1) of a cube of float32 (is_f64 = 0) or float64 physical values,
+ * cube[k][r - cube_row0][c], into out and rejected (full images, row r at r * width). */
+int ind_combine_cube(CUBE_ARGS) {
+#ifdef AVX2_CLONE
+    if (isa == 1) return ind_combine_cube_avx2(CUBE_CALL);
+#endif
+    return ind_combine_cube_base(CUBE_CALL);
+}
+
+/* Combine rows [r0, r1) of n frames of big-endian 16-bit integers read from open files:
+ * frame k's row r starts at byte data_offsets[k] + 2 * r * width of fds[k]; its physical value
+ * is the stored integer plus offsets[k] (BZERO - pedestal). Returns 0, or k + 1 when reading
+ * frame k failed (errno tells why). `work` holds ind_work_bytes + ind_read_bytes bytes. */
+int ind_combine_be16_files(FILES_ARGS) {
+#ifdef AVX2_CLONE
+    if (isa == 1) return ind_combine_be16_files_avx2(FILES_CALL);
+#endif
+    return ind_combine_be16_files_base(FILES_CALL);
 }
 
 /* The level of a 16-bit frame as engine.measure_level defines it: the median of the stored
@@ -762,10 +836,12 @@ done:
     return level;
 }
 
+#endif /* KERNEL_AVX2 */
+
 #else /* ------------------------------------------- per value type (float, double) part */
 
 /* Tile columns [c0, c0 + tw) of source row `row` into buf (frames x TILE): precalibrated and
- * scaled exactly as kernels._fill_be16 / _fill_float do it. */
+ * scaled exactly as the frames' physical values are defined. */
 static void FN(fill)(const source_t *src, int n, int row, int c0, int tw, const double *pre,
                      const double *scales, NATIVE_T *buf) {
     for (int k = 0; k < n; k++) {
@@ -928,7 +1004,7 @@ static void FN(pass_bounds)(double s1, double s2, int cnt, double median, const 
                             double *lower, double *upper, double *tol) {
     double mean = s1 / cnt;
     double var = s2 / cnt - mean * mean;
-    double std = var > 0.0 ? sqrt(var) : 0.0;
+    double std = var < 0.0 ? 0.0 : sqrt(var); /* rounding can make it < 0; NaN stays */
     double cen = q->use_median ? median : mean;
     *lower = cen - q->sigma_low * std;
     *upper = cen + q->sigma_high * std;
@@ -952,7 +1028,7 @@ static void FN(sigma_tile)(const NATIVE_T *buf, int n, int tw, const params_t *q
     for (int c = 0; c < TILE; c++) {
         double mean = t1[c] / n;
         double var = t2[c] / n - mean * mean;
-        double std = var > 0.0 ? sqrt(var) : 0.0;
+        double std = var < 0.0 ? 0.0 : sqrt(var); /* rounding can make it < 0; NaN stays */
         double cen = use_median ? lower[c] : mean;
         lower[c] = cen - sl * std;
         upper[c] = cen + sh * std;

@@ -1,4 +1,4 @@
-"""Sorting networks for the combine kernels (numba's and the C one): a fixed list of
+"""Sorting networks for the combine kernel (native.c): a fixed list of
 compare-and-swap pairs that sorts every pixel's stack of n values without a branch."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class Method(enum.Enum):
     AUTO = "auto"
 
 
-# Kernel codes (numba dispatches on an integer, not on a string).
+# Method codes of the C kernel (the enum at the top of native.c).
 METHOD_CODE = {Method.MEAN: 0, Method.MEDIAN: 1, Method.MINMAX: 2, Method.SIGMA: 3,
                Method.WINSORIZED: 4, Method.LINEARFIT: 5, Method.PERCENTILE: 6}
 
@@ -110,7 +110,8 @@ class CombineOptions:
         return {k: d[k] for k in keep}
 
     def kernel_params(self) -> tuple[int, list[float]]:
-        """(method code, float parameters) in the layout kernels.combine_rows expects."""
+        """(method code, float parameters) in the layout native.c's
+        read_params expects."""
         m = self.method
         if m is Method.AUTO:
             raise ValueError("resolve 'auto' for a frame count first")

@@ -1,6 +1,6 @@
-"""What a combine needs once the frames are open and checked: every array the kernels take, the
-output arrays, and how a row chunk of the frames becomes a cube of physical values. Shared by
-the two ways of running it (the C kernel, `run_native`, and numba's, `run_numba`)."""
+"""What a combine needs once the frames are open and checked: every array the kernel takes, the
+output arrays, and how a row chunk of the frames becomes a cube of physical values (for frames
+the kernel does not read from their files itself). Built by `engine`, run by `run_native`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ Progress = Callable[[int, int], None]
 @dataclass
 class CombinePlan:
     """One combine, ready to run. `stored`: every frame is big-endian 16-bit with BSCALE 1, so
-    kernels read the stored integers and add `offsets[k]` (BZERO - pedestal) themselves;
+    the kernel reads the stored integers and add `offsets[k]` (BZERO - pedestal) themselves;
     otherwise chunks are converted to `dtype` (float32 when exact, else float64) first."""
 
     images: Sequence[RawImage]
@@ -61,7 +61,7 @@ def even_chunk_rows(plan: CombinePlan, itemsize: int) -> int:
 def convert_rows(plan: CombinePlan, k: int, start: int, stop: int, target: np.ndarray) -> None:
     """Rows [start, stop) of frame k as physical values minus the pedestal, into `target`
     (float32 or float64): stored integer times BSCALE plus BZERO, computed in float64 where
-    the kernels do (so every path sees the same values)."""
+    the kernel does (so every path sees the same values)."""
     im = plan.images[k]
     block = im.raw[start:stop]
     if im.bscale != 1.0:

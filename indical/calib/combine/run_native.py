@@ -4,8 +4,8 @@ pool (ctypes releases the GIL, so the blocks run on every core).
 For 16-bit frames in plain files (the usual case) the kernel reads each block's rows of every
 frame itself with pread into a small per-thread buffer: no memory maps to fault in, no cube,
 resident memory is the output plus a megabyte or so per thread. Other frames (floating point,
-32-bit, BSCALE, compressed) are converted chunk by chunk into a cube of physical values as the
-numba path does, and the kernel combines that."""
+32-bit, BSCALE, compressed) are converted chunk by chunk into a cube of physical values
+(`plan.convert_rows`), and the kernel combines that."""
 
 from __future__ import annotations
 
