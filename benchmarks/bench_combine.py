@@ -6,10 +6,12 @@ ccdproc's as a Python process calling `ccdproc.combine`. We report the whole-pro
 (start-up, imports and exit included) and the process's peak resident memory (ru_maxrss from
 wait4, which counts the memory-mapped file pages it touched). Ratios are ccdproc / indical.
 
-    .venv/bin/python benchmarks/bench_combine.py [--frames 32] [--keep DIR] [--skip-ccdproc]
+    .venv/bin/python benchmarks/bench_combine.py [--frames 32] [--keep DIR] [--skip-ccdproc] [--isa]
 
-Before that, combine_files alone (fresh process) with the C kernel and with numba's, for
-sigma, median, winsorized and linear-fit clipping (ccdproc has no counterpart of the last two).
+Before that: the first `indical master` run in a fresh home folder (nothing cached: it must be
+as fast as the next runs), then combine_files alone (fresh process) for sigma, median,
+winsorized and linear-fit clipping (ccdproc has no counterpart of the last two), with the
+kernel copy this CPU gets and with the baseline x86-64 copy (`--isa`).
 
 Goal (issue 4): at least 20x faster than ccdproc and at most 1 GB peak."""
 
@@ -46,12 +48,15 @@ _CHILD = textwrap.dedent("""
 """)
 
 # combine_files alone, timed inside a fresh process (imports excluded, the kernel's loading
-# included), with the C kernel or, INDICAL_NATIVE=0, with numba's
+# included); isa "best" is the copy this CPU gets, "baseline" the portable x86-64 one
 _ENGINE_CHILD = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from indical.calib.combine import CombineInput, CombineOptions, combine_files
-    method, files = sys.argv[1], [Path(p) for p in sys.argv[2:]]
+    method, isa, files = sys.argv[1], sys.argv[2], [Path(p) for p in sys.argv[3:]]
+    if isa == "baseline":
+        from indical.calib.combine import native
+        native.kernel().use_isa(0)
     t0 = time.perf_counter()
     combine_files(CombineInput(files, CombineOptions(method=method)))
     print(json.dumps({"combine_s": time.perf_counter() - t0}))
@@ -111,7 +116,7 @@ def indical_command() -> str:
     return found
 
 
-def run_case(case: str, files: list[Path], out: Path) -> dict:
+def run_case(case: str, files: list[Path], out: Path, env: dict | None = None) -> dict:
     warm_page_cache(files)
     if case in _INDICAL:
         cmd = [indical_command(), "master", *map(str, files), "-o", str(out), "--force",
@@ -120,7 +125,7 @@ def run_case(case: str, files: list[Path], out: Path) -> dict:
         cmd = [sys.executable, "-c", _CHILD, case, str(out), *map(str, files)]
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -135,14 +140,13 @@ def run_case(case: str, files: list[Path], out: Path) -> dict:
     return result
 
 
-def engine_time(method: str, files: list[Path], native: bool, repeat: int) -> float:
+def engine_time(method: str, files: list[Path], isa: str, repeat: int) -> float:
     """Median over `repeat` fresh processes of combine_files' own time."""
-    env = dict(os.environ, INDICAL_NATIVE="1" if native else "0")
     times = []
     for _ in range(max(1, repeat)):
         warm_page_cache(files)
-        run = subprocess.run([sys.executable, "-c", _ENGINE_CHILD, method, *map(str, files)],
-                             capture_output=True, text=True, env=env, check=True)
+        run = subprocess.run([sys.executable, "-c", _ENGINE_CHILD, method, isa, *map(str, files)],
+                             capture_output=True, text=True, check=True)
         times.append(json.loads(run.stdout.strip().splitlines()[-1])["combine_s"])
     return sorted(times)[len(times) // 2]
 
@@ -152,6 +156,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--keep", type=Path, default=None, help="Keep the frames in this folder.")
     ap.add_argument("--skip-ccdproc", action="store_true")
+    ap.add_argument("--isa", action="store_true",
+                    help="Also time combine_files with the baseline x86-64 copy of the kernel.")
     ap.add_argument("--repeat", type=int, default=3,
                     help="Runs of each indical case (a few seconds each); the median is reported. "
                          "ccdproc's cases run once (minutes each).")
@@ -164,18 +170,26 @@ def main() -> None:
         files = write_frames(folder, args.frames)
         print(f"{len(files)} frames of {WIDTH}x{HEIGHT} uint16 in {folder} "
               f"({time.perf_counter() - t0:.1f} s to write)", flush=True)
-        # build (and cache) the C kernel and numba's once, outside the timed runs
-        warm = run_case("indical-median", files[:3], Path(tmp) / "warm.fits")
-        t0 = time.perf_counter()
+        # the first run in a fresh home (no cache of any kind), then the same case again
+        fresh = Path(tmp) / "fresh-home"
+        fresh.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
+        env["HOME"] = str(fresh)
+        first = run_case("indical-sigma", files, Path(tmp) / "first.fits", env)
+        again = run_case("indical-sigma", files, Path(tmp) / "again.fits", env)
+        if "error" in first or "error" in again:
+            print(f"first run in a fresh home failed: {first.get('error') or again.get('error')}")
+        else:
+            print(f"indical-sigma, first run in a fresh home: wall {first['wall_s']:.2f} s, "
+                  f"peak {first['peak_mb']:.0f} MB; the next run {again['wall_s']:.2f} s",
+                  flush=True)
         for method in _ENGINE_METHODS:
-            engine_time(method, files[:5], native=False, repeat=1)
-        print(f"warm-up (C kernel build or load: {warm.get('wall_s', float('nan')):.1f} s; numba "
-              f"compile or cache load: {time.perf_counter() - t0:.1f} s)", flush=True)
-        for method in _ENGINE_METHODS:
-            c_s = engine_time(method, files, native=True, repeat=args.repeat)
-            nb_s = engine_time(method, files, native=False, repeat=args.repeat)
-            print(f"combine_files {method:10s} in a fresh process: C kernel {c_s:5.2f} s, numba "
-                  f"{nb_s:5.2f} s ({nb_s / c_s:.1f}x)", flush=True)
+            best = engine_time(method, files, "best", args.repeat)
+            portable = engine_time(method, files, "baseline", args.repeat) if args.isa else None
+            line = f"combine_files {method:10s} in a fresh process: {best:5.2f} s"
+            if portable is not None:
+                line += f"; baseline x86-64 copy {portable:5.2f} s ({portable / best:.2f}x)"
+            print(line, flush=True)
         cases = ["indical-sigma", "indical-sigma-1iter-mean", "indical-median", "indical-winsorized"]
         if not args.skip_ccdproc:
             cases += ["ccdproc-sigma:default", "ccdproc-sigma:2e9",

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from indical.calib.combine import native, run_native
 from indical.calib.combine.network import cached_network
 from indical.calib.combine.options import CombineOptions
 from indical.calib.combine.plan import BE_INT16, CombinePlan
@@ -88,8 +89,6 @@ def _level_from_file(image: RawImage, rows: np.ndarray, pedestal: float) -> floa
     """measure_level's median, the same number, read by the C kernel with pread when the frame
     is 16-bit integers in a plain file (faulting in the mapped rows cost more than the rest);
     None when that does not apply here."""
-    from indical.calib.combine import native, run_native
-
     offset = run_native.plain_file_offset(image)
     if (offset is None or image.raw.dtype != BE_INT16 or image.bscale != 1.0
             or not float(image.bzero).is_integer() or not float(pedestal).is_integer()):
@@ -156,8 +155,6 @@ def combine_files(job: CombineInput, *,
             scales=np.asarray(scales, dtype=np.float64), code=code,
             params=np.asarray(params, dtype=np.float64), network=cached_network(len(images)),
             out=out, rejected=rejected, memory_limit_bytes=job.memory_limit_bytes)
-        from indical.calib.combine import native, run_native
-
         run_native.run(plan, native.kernel(), progress)
     return CombineResult(data=out, rejected=rejected if job.rejection_map else None,
                          options=options, levels_adu=levels, scales=scales)

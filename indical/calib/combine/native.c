@@ -119,7 +119,7 @@ static params_t read_params(int method, const double *p) {
     return q;
 }
 
-/* x clamped to [lo, hi] (lo <= hi) as kernels._winsorized_clip clamps: below lo gives lo, above hi
+/* x clamped to [lo, hi] (lo <= hi) as winsorizing clamps: below lo gives lo, above hi
  * gives hi. */
 static inline double clamp_to(double x, double lo, double hi) {
     x = x < lo ? lo : x;
@@ -152,7 +152,7 @@ static void plain_mean(const double *v, int n, int tw, double *restrict t1, floa
 
 /* Marks (flag[c] != 0) the tile's columns holding a NaN or an infinity and gives them their
  * answer in winsorized and linear fit: such a value makes the stack's sigma NaN (inf - inf,
- * 0 * inf or a NaN on the way), every comparison with it false, so the kernels reject nothing
+ * 0 * inf or a NaN on the way), every comparison with it false, so winsorized and linear fit reject nothing
  * (a rejection leaving fewer than MIN_KEEP values is not made): the mean of the whole stack. */
 static void nonfinite_columns(const double *v, int n, int tw, int32_t *restrict flag,
                               double *t1, float *out, uint16_t *rejected) {
@@ -236,7 +236,7 @@ __attribute__((noinline)) static void clamped_moments(const double *buf, int m,
     }
 }
 
-#define WINSOR_STEPS 50 /* kernels._winsorized_clip's limit on winsorizing steps */
+#define WINSOR_STEPS 50 /* the limit on winsorizing steps of one round */
 
 /* The per-pixel state of winsorized_tile: TILE-long double arrays in work_t.st. */
 enum { W_LO, W_HI, W_L, W_H, W_MED, W_SIG, W_MEAN, W_SS, W_V0, W_V1, W_ODD, W_PHASE, W_STEPS,
@@ -286,12 +286,12 @@ __attribute__((noinline)) static void winsor_update(int m, double *restrict lo, 
     }
 }
 
-/* kernels._winsorized_clip on a sorted tile, with the same float64 operations in the same
- * order. A pixel's kept values are always a window [lo, hi) of its sorted stack (the
+/* Winsorized sigma clipping of a sorted tile (the definition: winsorized_keep in
+ * tests/unit/combine_reference.py, whose float64 operations these are, in the same order). A pixel's kept values are always a window [lo, hi) of its sorted stack (the
  * rejection tests are monotone in the value), and its winsorized copy is that window clamped
  * to [L, H] (clamping sorted values keeps them sorted, and successive clamps compose to one
  * as long as each new range holds the median, which it does): so every median is read at
- * the middle positions, O(1), where numba selects on a copy, and a winsorizing step is two
+ * the middle positions, O(1), instead of selecting on a copy, and a winsorizing step is two
  * passes over the window. The pixels still iterating are packed into the first m lanes of
  * the tile and stepped together (vectorised across lanes); finished ones drop out. */
 static void winsorized_tile(double *v, int n, int tw, const params_t *q, work_t *w, float *out,
@@ -405,10 +405,10 @@ static void winsorized_tile(double *v, int n, int tw, const params_t *q, work_t 
 
 /* One round of linear fitting for lanes [j0, j0 + LANES) (all within the tile): the least
  * squares line y = a + b * i through each lane's kept values (keep[k][j] = 1.0; i is a value's
- * rank among them, its index in numba's compacted stack), the mean absolute deviation from
+ * rank among them, its index in the compacted stack), the mean absolute deviation from
  * it, and the values within sigma_low / sigma_high of those deviations: fresh[k][j] and
  * their count. Every sum adds the same values with the same weights in the same order as
- * kernels._linear_fit_clip. */
+ * linear_fit_keep in tests/unit/combine_reference.py. */
 __attribute__((noinline)) static void fit_block(const double *v, const double *keep,
                                                 double *fresh, int n, int j0,
                                                 const double *restrict cnt, double sl, double sh,
@@ -427,7 +427,7 @@ __attribute__((noinline)) static void fit_block(const double *v, const double *k
     }
     for (int j = 0; j < LANES; j++) {
         double count = cnt[j0 + j];
-        double sx = count * (count - 1.0) * 0.5;                      /* exact, as numba's */
+        double sx = count * (count - 1.0) * 0.5;                      /* exact, as the sequential */
         double sxx = (count - 1.0) * count * (2.0 * count - 1.0) / 6.0; /* integer sums */
         double den = count * sxx - sx * sx;
         double bb = (count * sxy[j] - sx * sy[j]) / den;
@@ -478,8 +478,8 @@ __attribute__((noinline)) static void fit_commit(double *restrict keep,
     }
 }
 
-/* kernels._linear_fit_clip on a sorted tile, with the same float64 operations in the same
- * order. Instead of compacting each stack, its kept values are flagged (keep[k][j] = 1.0).
+/* Linear fit clipping of a sorted tile (the definition: linear_fit_keep in
+ * tests/unit/combine_reference.py, whose float64 operations these are, in the same order). Instead of compacting each stack, its kept values are flagged (keep[k][j] = 1.0).
  * The pixels still fitting are packed into the first m lanes and fitted together, LANES at a
  * time (vectorised across lanes); finished ones drop out. */
 static void linearfit_tile(double *v, int n, int tw, const params_t *q, work_t *w, float *out,
@@ -890,8 +890,8 @@ static void FN(convert_int16)(const int16_t *ibuf, int n, double off, double sk,
     }
 }
 
-/* numba's min(a, b) is `b < a ? b : a`, max(a, b) `b > a ? b : a`: the same selects here,
- * so even NaNs and signed zeros land where the numba kernel puts them. */
+/* min as `b < a ? b : a`, max as `b > a ? b : a` (branch-free selects); a NaN lands where
+ * these put it (network_sort in tests/unit/combine_reference.py does the same). */
 static void FN(sort_tile)(NATIVE_T *buf, const int64_t *network, int npairs) {
     for (int m = 0; m < npairs; m++) {
         NATIVE_T *restrict a = buf + (size_t)network[2 * m] * TILE;
@@ -943,7 +943,7 @@ static void FN(range_sums)(const NATIVE_T *buf, int k0, int k1, double *restrict
     }
 }
 
-/* Column c's sum over its window, added from lo up (as kernels._window_mean and the numba
+/* Column c's sum over its window, added from lo up (as seq_sum in the reference and the
  * sigma kernel's frame-by-frame sums do). */
 static double FN(window_sum)(const NATIVE_T *buf, int c, int lo, int hi) {
     double s = 0.0;
@@ -967,7 +967,7 @@ static void FN(exact_bounds)(const NATIVE_T *buf, int c, int lo, int hi, const p
     *upper = cen + q->sigma_high * std;
 }
 
-/* One pass of kernels._sigma_row for column c with window [*a, *b) and the bounds this pass
+/* One pass of astropy's sigma clipping for column c with window [*a, *b) and the bounds this pass
  * computed: the new window, where a value lies within `tol` of a bound decided by astropy's
  * exact bounds. Returns whether the window changed. */
 static int FN(sigma_pass)(const NATIVE_T *buf, int c, const params_t *q, double lower,
@@ -998,7 +998,7 @@ static int FN(sigma_pass)(const NATIVE_T *buf, int c, const params_t *q, double 
 #undef NEAR
 }
 
-/* The bounds of a pass over window [a, b) from prefix sums, as kernels._sigma_row computes
+/* The bounds of a pass over window [a, b) from prefix sums, as the one-pass formula gives
  * them (one-pass variance; tol is how far its rounding could move a bound). */
 static void FN(pass_bounds)(double s1, double s2, int cnt, double median, const params_t *q,
                             double *lower, double *upper, double *tol) {
@@ -1014,8 +1014,8 @@ static void FN(pass_bounds)(double s1, double s2, int cnt, double median, const 
 /* Sigma clipping of a sorted tile. The first pass (the whole stack) is computed for all
  * columns at once from the stacks' sums; most pixels keep every value and stop there. The
  * columns whose window moved get their prefix sums (computed together: independent chains
- * overlap) and continue one by one, pass by pass, exactly as kernels._sigma_row does (which
- * stops each pixel where astropy would). */
+ * overlap) and continue one by one, pass by pass, as sigma_window in the reference does
+ * (which stops each pixel where astropy would). */
 static void FN(sigma_tile)(const NATIVE_T *buf, int n, int tw, const params_t *q, work_t *w,
                            float *out, uint16_t *rejected) {
     double *restrict t1 = w->t1, *restrict t2 = w->t2, *restrict lower = w->lower;
@@ -1140,7 +1140,7 @@ static void FN(reduce_tile)(NATIVE_T *buf, int n, int tw, const params_t *q,
         FN(sigma_tile)(buf, n, tw, q, w, out, rejected);
         return;
     }
-    if (q->method == WINSORIZED || q->method == LINEARFIT) { /* on float64 copies, as numba */
+    if (q->method == WINSORIZED || q->method == LINEARFIT) { /* on float64 copies */
         double *restrict v = w->dv;
         for (int k = 0; k < n; k++)
             for (int c = 0; c < TILE; c++) v[(size_t)k * TILE + c] = (double)buf[(size_t)k * TILE + c];
