@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from indical.fits.keywords import header_to_meta
 from indical.fits.header import read_primary_header
+from indical.filenames import safe_name
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 
 
@@ -82,16 +83,12 @@ def night_of(when: datetime, longitude_deg: float | None = None) -> str:
     return (local - timedelta(hours=12)).date().isoformat()
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") or "x"
-
-
 def frame_filename(frame: Frame) -> str:
     """Stem without the sequence number: type, filter, exposure, binning."""
     m = frame.meta
     parts = [m.frame_type.value]
     if m.filter:
-        parts.append(_slug(m.filter))
+        parts.append(safe_name(m.filter))
     parts.append(f"{m.exposure_s:.4g}s")
     parts.append(str(m.binning))
     return "_".join(parts)

@@ -17,6 +17,7 @@ import pty
 import select
 import signal
 import sys
+import tempfile
 import threading
 import time
 import tty
@@ -115,11 +116,20 @@ class AlnitakEmulator:
                 "panel": dataclasses.asdict(self.panel)}
 
     def _publish(self) -> None:
+        """Write the state whole, never through a link: a new file of a fresh random name
+        (created exclusively, mode 0600) renamed over the old one, so a link planted at the
+        state file's name or beside it is replaced, not followed."""
         if self.state_file is None:
             return
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(json.dumps(self.state()), encoding="utf-8")
-        os.replace(tmp, self.state_file)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.state_file.name}.", suffix=".tmp",
+                                   dir=self.state_file.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(self.state()))
+            os.replace(tmp, self.state_file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     # -- the pty --
     def start(self) -> "AlnitakEmulator":
@@ -182,6 +192,14 @@ class AlnitakEmulator:
         self.stop()
 
 
+def default_state_file(link: str | Path) -> Path:
+    """Where the emulator publishes its state unless told: LINK's name + '.state.json' in the
+    user's private folder (see indical.user_dirs.private_dir), never a shared folder such as
+    /tmp where another user could plant a link under that name."""
+    from indical.user_dirs import private_dir
+    return private_dir() / f"{Path(link).name}.state.json"
+
+
 def main(argv: list[str] | None = None) -> None:
     """`indical-alnitak-emulator`: serve an emulated device until Ctrl-C."""
     import argparse
@@ -199,10 +217,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="symlink to the pty, for the rig file's port (default %(default)s)")
     parser.add_argument("--state-file", default=None,
                         help="where to publish the state for the simulated camera "
-                        "(default: LINK.state.json)")
+                        "(default: LINK's name + .state.json in the user's private folder, "
+                        "$XDG_RUNTIME_DIR/indical)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # clean up the link on `kill` too
-    state = args.state_file or f"{args.link}.state.json"
+    state = args.state_file or default_state_file(args.link)
     emulator = AlnitakEmulator(device_id=args.device_id, travel_s=args.travel_s,
                                cover_closed=args.closed, link=args.link, state_file=state,
                                panel=PanelParams(max_flux_e_per_s=args.max_flux))

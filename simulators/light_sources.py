@@ -8,7 +8,8 @@ active-low wrong, or forgets to switch off, shows up in the frames.
 
 Configured in the simulated camera's table, `[camera] light_source = {...}`:
     { gpio_pin = 17, active_high = false, max_flux_e_per_s = 30000 }
-    { alnitak_state = "/tmp/indical-flipflat.state.json" }"""
+    { alnitak_state = "indical-flipflat.state.json" }   (a bare name: the emulator's default,
+                                                         in the user's private folder)"""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ SCHEMA = [
     Setting("gpio_pin", (int, str, type(None)), None, "the pin that powers the panel"),
     Setting("active_high", bool, True, "the panel is lit when the pin is high"),
     Setting("max_flux_e_per_s", float, PanelParams().max_flux_e_per_s, check=positive),
-    Setting("alnitak_state", str, "", "state file of an indical-alnitak-emulator"),
+    Setting("alnitak_state", str, "", "state file of an indical-alnitak-emulator (a bare name: in the user's private folder)"),
 ]
 
 
@@ -62,8 +63,13 @@ def gpio_pin_light(pin: int | str, active_high: bool, max_flux_e_per_s: float) -
 
 
 def alnitak_state_light(path: str | Path) -> LightSource:
-    """A Flip-Flat or Flat-Man emulated by `indical-alnitak-emulator`, through its state file."""
+    """A Flip-Flat or Flat-Man emulated by `indical-alnitak-emulator`, through its state file.
+    A bare file name is looked up in the user's private folder, where the emulator writes it by
+    default."""
     path = Path(path)
+    if path.name == str(path):
+        from indical.simulators.alnitak_emulator import default_state_file
+        path = default_state_file(path.name.removesuffix(".state.json"))
 
     def read() -> Reading:
         try:

@@ -4,8 +4,10 @@ CMOS sensors (amp glow, dark current not linear in time) take a dark of the ligh
     calibrated = (light - dark) / flat
 CCD sensors take a bias and a dark current scaled by the exposure ratio:
     calibrated = (light - bias - (dark - bias) * t_light / t_dark) / flat
-The flat is normalised to median 1 and floored against tiny values (vignetted corners, dead
-pixels); floored pixels are flagged so nobody mistakes them for real signal.
+The flat is normalised to mean 1 over its finite pixels, the convention indical's master flats are
+written with (so a master flat is used as it is, and a flat of any brightness gives the same flux
+scale), and floored against tiny values (vignetted corners, dead pixels); floored pixels are
+flagged so nobody mistakes them for real signal.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class NormalisedFlat:
 
     reciprocal: np.ndarray  # float32
     floored: np.ndarray     # bool
-    level: float            # the median the raw flat was divided by
+    level: float            # the mean the flat was divided by (1.0 for indical's masters)
 
     @property
     def floored_count(self) -> int:
@@ -86,16 +88,19 @@ class CalibratedLight:
 
 
 def normalise_flat(flat: np.ndarray, floor: float = 0.05) -> NormalisedFlat:
-    """Divide a master flat by its median and floor it.
+    """Divide a master flat by its mean (over finite pixels) and floor it.
 
+    The mean, not the median: master flats are written with mean 1.0 (see master.py), so
+    dividing by the mean leaves them unchanged and the calibrated light keeps the light's own
+    flux scale; a flat of any other brightness is brought to the same scale.
     Raises CalibrationInputError when the flat has no positive level (all zeros, negative,
     NaN) so it can't be used at all."""
     f = np.asarray(flat, dtype=np.float32)
     finite = np.isfinite(f)
-    level = float(np.median(f[finite])) if finite.any() else float("nan")
+    level = float(np.mean(f[finite], dtype=np.float64)) if finite.any() else float("nan")
     if not np.isfinite(level) or level <= 0:
         raise CalibrationInputError(
-            f"flat has no positive level (median {level:g}): it can't be divided by; "
+            f"flat has no positive level (mean {level:g}): it can't be divided by; "
             f"rebuild the master flat")
     normalised = f / np.float32(level)
     floored = ~(normalised >= floor)  # NaN counts as floored

@@ -22,6 +22,7 @@ from indical.calib.ingest import FrameRecord
 from indical.calib.library import CalibrationLibrary, MasterRecord
 from indical.calib.master import MasterSpec, Precal, build_master, write_master
 from indical.calib.precal import PrecalTarget, best_match, load_precal_image
+from indical.filenames import path_inside
 from indical.frame import FrameType
 
 # Masters that flats subtract are built first.
@@ -94,7 +95,8 @@ def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPoli
                       memory_limit_bytes=policy.memory_limit_bytes)
     build = build_master(spec, progress=progress)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    path = library.masters_dir / f"master_{group.label()}_{stamp}.fits"
+    library.masters_dir.mkdir(parents=True, exist_ok=True)
+    path = path_inside(library.masters_dir, f"master_{group.label()}_{stamp}.fits")
     write_master(build, path)
     record = MasterRecord(
         path=str(path.resolve()), frame_type=kind, config=_config(group),

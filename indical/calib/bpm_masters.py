@@ -4,7 +4,6 @@ by matching like any master (the camera configuration, temperature aside)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from indical.calib.config import CameraConfig
 from indical.calib.flags import BAD_PIXEL, PixelFlag, flag_keywords
 from indical.calib.match import MasterInfo, MasterKind
 from indical.calib.output import master_pixels
+from indical.filenames import path_inside, safe_name
 from indical.fits.io import write_atomic
 from indical.frame import FrameType
 
@@ -74,11 +74,13 @@ def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOpti
         for label, m in (("dark", dark), ("flat", flat)):
             if m is not None:
                 header.add_history(f"indical: {label} {Path(m.path).name}")
-        slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{camera}_{binning}_g{gain}_o{offset}_{mode or ''}")
-        stem = f"bpm_{slug.strip('_')}_{now.strftime('%Y%m%dT%H%M%S')}"
+        parts = [safe_name(camera), str(binning), f"g{gain}", f"o{offset}"] + (
+            [safe_name(mode)] if mode else [])
+        stem = f"bpm_{'_'.join(parts)}_{now.strftime('%Y%m%dT%H%M%S')}"
         hdul = fits.HDUList([fits.PrimaryHDU(bpm, header)])
         for n in range(1, 1000):  # never replace a map the library may already point at
-            path = library.masters_dir / (f"{stem}.fits" if n == 1 else f"{stem}_{n}.fits")
+            path = path_inside(library.masters_dir,
+                               f"{stem}.fits" if n == 1 else f"{stem}_{n}.fits")
             try:
                 write_atomic(hdul, path)
                 break

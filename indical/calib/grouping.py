@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 
 from indical.calib.config import CameraConfig
 from indical.calib.ingest import FrameRecord
+from indical.filenames import safe_name
 from indical.frame import FrameType
 
 KEY_NAMES = ("size", "filter", "exposure", "temp")
@@ -67,10 +68,11 @@ class ConfigKey:
     exposure_s: float | None
 
     def label(self) -> str:
-        """Short human and file-name friendly description."""
+        """Short human and file-name friendly description (the filter name made safe by
+        `safe_name`: a header value never chooses a folder)."""
         parts = [self.frame_type.value]
         if self.filter:
-            parts.append(self.filter)
+            parts.append(safe_name(self.filter))
         if self.exposure_s is not None:
             parts.append(f"{self.exposure_s:g}s")
         c = self.config

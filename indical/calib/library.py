@@ -37,11 +37,13 @@ DEFAULT_EXPIRY_DAYS = {FrameType.BIAS: 180.0, FrameType.DARK: 90.0, FrameType.DA
 
 
 def default_library_path() -> Path:
-    """$INDICAL_LIBRARY, else ~/.local/share/indical/library/library.sqlite."""
+    """$INDICAL_LIBRARY, else $XDG_DATA_HOME/indical/library/library.sqlite (usually
+    ~/.local/share/indical/library/library.sqlite)."""
+    from indical.user_dirs import data_dir
     env = os.environ.get("INDICAL_LIBRARY")
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".local" / "share" / "indical" / "library" / "library.sqlite"
+    return data_dir() / "library" / "library.sqlite"
 
 
 def _now() -> datetime:

@@ -29,7 +29,7 @@ def open_library(db: Path | None):
 LIBRARY_OPTION = click.option("--library", "library_db", type=click.Path(dir_okay=False,
                               path_type=Path), default=None, envvar="INDICAL_LIBRARY",
                               help="Calibration library database (default: $INDICAL_LIBRARY or "
-                                   "~/.local/share/indical/library/library.sqlite).")
+                                   "$XDG_DATA_HOME/indical/library/library.sqlite).")
 
 
 @click.command()

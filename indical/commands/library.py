@@ -26,7 +26,7 @@ _TYPES = {t.value: t for t in FrameType}
 @click.group()
 @click.option("--library", "library_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Library database (default: $INDICAL_LIBRARY or "
-                                 "~/.local/share/indical/library/library.sqlite).")
+                                 "$XDG_DATA_HOME/indical/library/library.sqlite).")
 @click.pass_context
 def library(ctx: click.Context, library_path: Path | None) -> None:
     """The calibration library: frames, masters and what is due."""

@@ -19,6 +19,7 @@ from indical.calib.precal import PrecalSpec, PrecalTarget, best_match, load_prec
 from indical.cli import console
 from indical.commands.progress import progress_bar
 from indical.errors import IndicalError
+from indical.filenames import path_inside
 from indical.frame import FrameType
 
 _TYPES = {"bias": FrameType.BIAS, "dark": FrameType.DARK, "darkflat": FrameType.DARKFLAT,
@@ -167,7 +168,8 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
         for g in groups:
             group_paths = [Path(r.path) for r in g.records]
             try:
-                _build_one(group_paths, out_dir / f"master_{g.label()}.fits", records=g.records,
+                out = path_inside(out_dir, f"master_{g.label()}.fits")
+                _build_one(group_paths, out, records=g.records,
                            rejection_map=None, **{**common, "kind": g.key.frame_type})
                 if move_inputs:
                     _move_inputs(group_paths, move_inputs)

@@ -7,7 +7,6 @@ folder ($XDG_DATA_HOME/indical, usually ~/.local/share/indical)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,8 +39,8 @@ class TrainedFlat:
 
 
 def default_store_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "indical" / "trained_flats.sqlite"
+    from indical.user_dirs import data_dir
+    return data_dir() / "trained_flats.sqlite"
 
 
 _SCHEMA = """

@@ -18,8 +18,8 @@ SOURCE = Path(__file__).with_name("loopback_bind.c")
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "indical"
+    from indical.user_dirs import cache_dir as user_cache_dir
+    return user_cache_dir()
 
 
 def _build(target: Path) -> None:

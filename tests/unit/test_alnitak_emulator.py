@@ -61,3 +61,47 @@ def test_state_file_follows_the_device(tmp_path):
         time.sleep(0.2)                               # the serve loop publishes the arrival
         assert json.loads(state.read_text())["cover"] == "closed"
     assert not state.exists() and not (tmp_path / "ff").exists()   # nothing stale left behind
+
+
+def test_state_file_is_never_written_through_a_planted_link(tmp_path):
+    """Another user plants links where the state (and its temporary copy) will be written:
+    the emulator replaces them and the files they point at stay as they were."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    state = tmp_path / "shared" / "ff.state.json"
+    state.parent.mkdir()
+    (state.parent / "ff.state.json.tmp").symlink_to(victim)
+    state.symlink_to(victim)
+    with AlnitakEmulator(travel_s=0.01, state_file=state) as em:
+        em.respond(">C000")
+        time.sleep(0.2)                               # the serve loop publishes the arrival
+        assert not state.is_symlink()
+        assert json.loads(state.read_text())["cover"] == "closed"
+        assert state.stat().st_mode & 0o077 == 0
+    assert victim.read_text() == "precious"
+
+
+def test_default_state_file_is_in_a_private_folder(tmp_path, monkeypatch):
+    from indical.simulators.alnitak_emulator import default_state_file
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    path = default_state_file("/tmp/indical-flipflat")
+    assert path == tmp_path / "indical" / "indical-flipflat.state.json"
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_planted_private_folder_is_refused(tmp_path, monkeypatch):
+    from indical.errors import IndicalError
+    from indical.simulators.alnitak_emulator import default_state_file
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    (runtime / "indical").symlink_to(elsewhere)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    with pytest.raises(IndicalError, match="not a folder"):
+        default_state_file("ff")
+    (runtime / "indical").unlink()
+    (runtime / "indical").mkdir(mode=0o755)
+    (runtime / "indical").chmod(0o755)
+    with pytest.raises(IndicalError, match="open to others"):
+        default_state_file("ff")

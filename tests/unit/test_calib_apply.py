@@ -11,10 +11,10 @@ from indical.calib.apply import (ApplyOptions, CalibrationInputError, DarkMode, 
 from indical.calib.flags import BAD_PIXEL, PixelFlag, flag_keywords
 
 
-def _pulls(cal, scene, exposure_s, flat_median):
-    # the flat is normalised to median 1, so the sky comes out scaled by the flat's median
-    expected = scene.sky * flat_median
-    return (cal - expected) / (scene.expected_noise(exposure_s) * flat_median)
+def _pulls(cal, scene, exposure_s, flat_mean):
+    # the flat is normalised to mean 1, so the sky comes out scaled by the flat's mean
+    expected = scene.sky * flat_mean
+    return (cal - expected) / (scene.expected_noise(exposure_s) * flat_mean)
 
 
 def test_cmos_light_minus_dark_over_flat_recovers_the_sky():
@@ -29,7 +29,7 @@ def test_cmos_light_minus_dark_over_flat_recovers_the_sky():
     result = apply_masters(light, t, masters)
     assert np.array_equal(light, before), "the light was modified"
     assert result.data.dtype == np.float32
-    pulls = _pulls(result.data, scene, t, float(np.median(scene.flat)))
+    pulls = _pulls(result.data, scene, t, float(np.mean(scene.flat)))
     assert abs(pulls.mean()) < 0.05
     assert 0.9 < pulls.std() < 1.1
     # the hot pixel and the star are gone / kept as they should be
@@ -47,7 +47,7 @@ def test_ccd_scales_the_dark_current_by_exposure():
     masters = prepare_masters(light.shape, mode=DarkMode.CCD, bias=master_bias, dark=master_dark,
                               dark_exposure_s=t_dark, flat=scene.flat)
     result = apply_masters(light, t_light, masters)
-    pulls = _pulls(result.data, scene, t_light, float(np.median(scene.flat)))
+    pulls = _pulls(result.data, scene, t_light, float(np.mean(scene.flat)))
     assert abs(pulls.mean()) < 0.05
     assert 0.9 < pulls.std() < 1.1
     assert abs(pulls[10, 10]) < 5   # 50 ADU/s hot pixel scaled right: 6000 ADU removed
@@ -55,7 +55,7 @@ def test_ccd_scales_the_dark_current_by_exposure():
     # the unscaled dark would leave the hot pixel badly wrong: the test can fail
     wrong = prepare_masters(light.shape, mode=DarkMode.CMOS, dark=master_dark, flat=scene.flat)
     bad = _pulls(apply_masters(light, t_light, wrong).data, scene, t_light,
-                 float(np.median(scene.flat)))
+                 float(np.mean(scene.flat)))
     assert bad[10, 10] < -50
 
 
@@ -67,7 +67,7 @@ def test_ccd_dark_already_bias_subtracted():
                               dark=scene.dark_rate * 10.0, dark_exposure_s=10.0,
                               dark_includes_bias=False, flat=scene.flat)
     pulls = _pulls(apply_masters(light, 60.0, masters).data, scene, 60.0,
-                   float(np.median(scene.flat)))
+                   float(np.mean(scene.flat)))
     assert abs(pulls.mean()) < 0.05
 
 
@@ -174,3 +174,27 @@ def test_negative_fraction_on_a_large_frame_is_close():
     dark[::3] = 150   # a third of the rows
     res = apply_masters(light, 1.0, prepare_masters(light.shape, dark=dark))
     assert res.negative_fraction == pytest.approx(1 / 3, abs=0.01)
+
+
+def test_a_mean_one_master_flat_is_used_as_it_is():
+    """indical writes master flats with mean 1.0: calibrating with one divides by the flat
+    itself, not by the flat over its median (which scaled lights by 1/median, 1.0087 once)."""
+    scene = make_scene(seed=11)
+    master_flat = (scene.flat / scene.flat.mean()).astype(np.float32)
+    assert abs(float(np.median(master_flat)) - 1.0) > 0.003   # vignetted: median != mean
+    light = scene.light(30.0, np.random.default_rng(3)).astype(np.float32)
+    dark = (scene.bias + scene.dark_rate * 30.0).astype(np.float32)
+    out = apply_masters(light, 30.0, prepare_masters(light.shape, dark=dark, flat=master_flat))
+    expected = (light - dark) / master_flat
+    np.testing.assert_allclose(out.data, expected, rtol=2e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("brightness", [0.05, 1.0, 20000.0])
+def test_flux_scale_does_not_depend_on_how_bright_the_flat_was(brightness):
+    scene = make_scene(seed=12)
+    light = scene.light(10.0, np.random.default_rng(4))
+    reference = apply_masters(light, 10.0, prepare_masters(
+        light.shape, flat=(scene.flat / scene.flat.mean()).astype(np.float32)))
+    scaled = apply_masters(light, 10.0, prepare_masters(
+        light.shape, flat=(scene.flat * brightness).astype(np.float32)))
+    np.testing.assert_allclose(scaled.data, reference.data, rtol=3e-6)
