@@ -24,6 +24,7 @@ from indical.calib.catalogue import MasterCatalogue
 from indical.calib.checks import calibration_warnings
 from indical.calib.config import CameraConfig
 from indical.calib.flags import BAD_PIXEL, PixelFlag
+from indical.calib.given_masters import GivenMasters, choose_given
 from indical.calib.ingest import FrameRecord, file_sha256
 from indical.calib.match import LightInfo, MasterChoice, MatchRules, choose_masters
 from indical.calib.output import (calibrated_header, is_calibrated_output, output_complete,
@@ -44,7 +45,9 @@ class CalibrateOptions:
     the FLAGS extension, 'correct' also replaces them from their neighbours, 'off' ignores it.
     sync_outputs: fsync each output before recording it (outputs can always be made again from
     the light and masters, so by default they are only renamed into place atomically).
-    assume_light: files whose header does not say what they are count as lights."""
+    assume_light: files whose header does not say what they are count as lights.
+    given: masters named by the user (calibrate --bias/--dark/--flat/--bpm) instead of the
+    library's; checked like library matches, refused on a mismatch unless allow_mismatch."""
 
     out_dir: Path | None = None
     ccd: bool = False
@@ -57,6 +60,8 @@ class CalibrateOptions:
     workers: int = 2
     sync_outputs: bool = False
     assume_light: bool = False
+    given: GivenMasters | None = None
+    allow_mismatch: bool = False
 
     def __post_init__(self) -> None:
         if self.bad_pixels not in ("off", "flag", "correct"):
@@ -173,8 +178,17 @@ class Calibrator:
         sample = image.raw[::16, ::16].astype(np.float32) * np.float32(image.bscale) \
             + np.float32(image.bzero)   # every 256th pixel: statistics, stored bit depth
         record = _frame_record(path, image, meta, sample)
-        choice = choose_masters(light, self.catalogue.infos, ccd=self.options.ccd,
-                                rules=self.options.rules, now=self.now)
+        given_warnings: list[str] = []
+        if self.options.given is not None:
+            choice, refusal, given_warnings = choose_given(
+                light, self.options.given, self.options.rules, ccd=self.options.ccd,
+                allow_mismatch=self.options.allow_mismatch)
+            if choice is None:
+                return LightOutcome(path, Status.FAILED, refusal, warnings=tuple(given_warnings),
+                                    meta=meta, record=record, night=night)
+        else:
+            choice = choose_masters(light, self.catalogue.infos, ccd=self.options.ccd,
+                                    rules=self.options.rules, now=self.now)
         base = dict(meta=meta, record=record, night=night, choice=choice)
         required = [m for m in choice.missing if not m.startswith("flat")]
         if required or not choice.used:
@@ -193,8 +207,11 @@ class Calibrator:
             return LightOutcome(path, Status.FAILED, str(exc), missing=choice.missing, **base)
         if correct and prepared.flags is not None:
             result = _correct(result, meta)
-        warnings = calibration_warnings(light, choice, self.now,
-                                        result.negative_warning(self.options.apply))
+        negative = result.negative_warning(self.options.apply)
+        if self.options.given is not None:   # the user's choice: checked above, no expiry
+            warnings = given_warnings + ([negative] if negative else [])
+        else:
+            warnings = calibration_warnings(light, choice, self.now, negative)
         try:
             out = output_path(path, self.options.out_dir)
             if out.exists() and not overwrite_output and not _ours(out):

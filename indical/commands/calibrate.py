@@ -63,16 +63,29 @@ LIBRARY_OPTION = click.option("--library", "library_db", type=click.Path(dir_oka
                    "be made again, so by default they are only renamed into place atomically).")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Lights calibrated at the same time.")
+@click.option("--bias", "bias_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Use this master bias (any program's) instead of the library.")
+@click.option("--dark", "dark_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Use this master dark instead of the library.")
+@click.option("--flat", "flat_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Use this master flat instead of the library.")
+@click.option("--bpm", "bpm_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Use this bad pixel map instead of the library.")
+@click.option("--allow-mismatch", is_flag=True,
+              help="With --bias/--dark/--flat: use masters whose camera, gain, offset, filter, "
+                   "exposure or temperature differ from the light's (warned); size and "
+                   "binning must still agree.")
 def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_pixels,
               temperature_tol, exposure_tol, flat_floor, force, assume_light, sync_outputs,
-              workers) -> None:
+              workers, bias_file, dark_file, flat_file, bpm_file, allow_mismatch) -> None:
     """Calibrate LIGHTS (files or folders) with matching masters from the library.
 
     Each light gets a float32 copy with HISTORY naming the masters used; the light itself is
     never changed. With no LIGHTS, the library is brought up to date: lights marked for
     recalibration (a master they used was superseded), lights that had no masters, and lights
-    indexed in the library but never calibrated. Exit status 1 when any light
-    failed or had no masters."""
+    indexed in the library but never calibrated. With --bias/--dark/--flat/--bpm (any of
+    them), those masters are used instead of the library's, after the same checks as library
+    matching. Exit status 1 when any light failed or had no masters."""
     from indical.calib.apply import ApplyOptions
     from indical.calib.calibrate import CalibrateOptions, calibrate_paths
     from indical.calib.match import MatchRules
@@ -84,6 +97,12 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
         apply=ApplyOptions(flat_floor=flat_floor), bit_depth_output=integer_output,
         bit_depth=bit_depth, bad_pixels=bad_pixels, force=force, workers=workers,
         sync_outputs=sync_outputs, assume_light=assume_light)
+    if any(f is not None for f in (bias_file, dark_file, flat_file, bpm_file)):
+        if not lights:
+            raise click.UsageError("--bias/--dark/--flat/--bpm need LIGHTS to calibrate")
+        _calibrate_with_given(lights, options, bias_file, dark_file, flat_file, bpm_file,
+                              allow_mismatch)
+        return
     library = open_library(library_db)
     with library, StatusStore(library.db_path) as store:
         if not lights:
@@ -101,29 +120,57 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
             lights = redo + new
             options = dataclasses.replace(options, force=True)
 
-        def show(o) -> None:
-            name = escape(str(o.path))
-            if o.status is None:
-                console.print(f"[dim]skipped[/] {name}: {escape(o.message)}", soft_wrap=True)
-                return
-            style = _STYLE[o.status.value]
-            line = f"[{style}]{o.status.value}[/] {name}"
-            if o.output is not None:
-                line += f" -> {escape(str(o.output))}"
-            else:
-                line += f": {escape(o.message)}"
-            console.print(line, highlight=False, soft_wrap=True)
-            for w in o.warnings:
-                console.print(f"    [yellow]warning:[/] {escape(w)}", highlight=False,
-                              soft_wrap=True)
-
         from indical.calib.calibrate import light_paths
         found = light_paths(lights, options.out_dir)
         if not found:
             console.print("no FITS files in " + ", ".join(escape(str(p)) for p in lights),
                           soft_wrap=True)
             return
-        summary = calibrate_paths(library, store, found, options, progress=show)
+        summary = calibrate_paths(library, store, found, options, progress=_show)
+    _summarise(summary)
+
+
+def _show(o) -> None:
+    name = escape(str(o.path))
+    if o.status is None:
+        console.print(f"[dim]skipped[/] {name}: {escape(o.message)}", soft_wrap=True)
+        return
+    style = _STYLE[o.status.value]
+    line = f"[{style}]{o.status.value}[/] {name}"
+    if o.output is not None:
+        line += f" -> {escape(str(o.output))}"
+    else:
+        line += f": {escape(o.message)}"
+    console.print(line, highlight=False, soft_wrap=True)
+    for w in o.warnings:
+        console.print(f"    [yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
+
+
+def _calibrate_with_given(lights, options, bias, dark, flat, bpm, allow_mismatch) -> None:
+    """Calibrate with the masters named on the command line; the library is not touched."""
+    import dataclasses
+
+    from indical.calib.calibrate import Calibrator, RunSummary, light_paths
+    from indical.calib.catalogue import MasterCatalogue
+    from indical.calib.given_masters import GivenMasters, describe
+    given = GivenMasters.read(bias=bias, dark=dark, flat=flat, bpm=bpm)  # FitsError names it
+    for line in describe(given):
+        console.print(f"using {escape(line)}", highlight=False, soft_wrap=True)
+    options = dataclasses.replace(options, given=given, allow_mismatch=allow_mismatch)
+    found = light_paths(lights, options.out_dir)
+    if not found:
+        console.print("no FITS files in " + ", ".join(escape(str(p)) for p in lights),
+                      soft_wrap=True)
+        return
+    catalogue = MasterCatalogue(given.infos(), loader=given.loader())
+    summary = RunSummary()
+    for outcome in Calibrator(catalogue, options).run(found):
+        summary.outcomes.append(outcome)
+        _show(outcome)
+    _summarise(summary)
+
+
+def _summarise(summary) -> None:
     from indical.calib.status import Status
     counts = {s: summary.count(s) for s in Status}
     parts = [f"{counts[Status.CALIBRATED]} calibrated", f"{counts[Status.NO_MASTERS]} without "

@@ -105,15 +105,19 @@ pin_factory = "mock"
 
 
 @pytest.fixture
-def emulator(tmp_path):
-    """`indical-alnitak-emulator` in its own process, as a user would start it."""
+def emulator(tmp_path, monkeypatch):
+    """`indical-alnitak-emulator` in its own process, as a user would start it: its state in
+    the private runtime folder (here one of the test's own)."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     link = tmp_path / "flipflat"
     proc = subprocess.Popen([str(BIN / "indical-alnitak-emulator"), "--link", str(link),
                              "--travel-s", "0.5"], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert "linked as" in line, line
-        yield link, Path(f"{link}.state.json")
+        yield link, "flipflat.state.json"   # a bare name: in the private folder
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
@@ -141,7 +145,7 @@ port = "{link}"
                          capture_output=True, text=True, timeout=600,
                          env={**os.environ, "COLUMNS": "200"})
     assert run.returncode == 0, run.stdout + run.stderr
-    end = json.loads(state.read_text())
+    end = json.loads((tmp_path / "run" / "indical" / state).read_text())
     assert end["light_on"] is False and end["cover"] == "open"   # COVER_ON_EXIT = "open"
 
     taken = frames(out)
