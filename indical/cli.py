@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -15,8 +16,22 @@ from rich.markup import escape
 from indical import __version__
 from indical.errors import IndicalError
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # never break a path in two
+# Output for people and for other programs: lines are never broken by rich (soft wrap: a
+# terminal folds long lines itself, and a path stays whole when copied), and when the output is
+# not a terminal (`indical ... | cat`, a log file) tables get their natural width instead of 80
+# columns, unless COLUMNS says otherwise.
+_PIPE_WIDTH = 1000
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not (hasattr(stream, "isatty") and stream.isatty())
+    width = _PIPE_WIDTH if piped and not os.environ.get("COLUMNS") else None
+    return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 # Each subcommand lives in indical/commands/ and is imported only when it runs (or when help

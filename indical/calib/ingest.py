@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from indical.calib.config import CameraConfig
+from indical.calib.provenance import combines_frames, is_processed_by_another_program
 from indical.calib.rawio import RawImage, open_raw
 from indical.errors import FitsError
 from indical.fits.keywords import header_to_meta
@@ -63,8 +64,9 @@ def file_sha256(path: Path) -> str:
 
 
 def is_master_header(header) -> bool:
-    """True for masters (IMAGETYP 'Master Flat' and the like): they are never raw inputs."""
-    return str(header.get("IMAGETYP", "")).strip().lower().startswith("master")
+    """True for masters and stacks of any program (IMAGETYP 'Master Flat' and the like,
+    Siril's STACKCNT, NCOMBINE > 1, PixInsight's ImageIntegration): never raw inputs."""
+    return combines_frames(header)
 
 
 def robust_stats(image: RawImage) -> tuple[float, float]:
@@ -101,8 +103,10 @@ def inspect_file(path: Path, *, frame_type: FrameType | None = None) -> FrameRec
     if not path.is_file():
         raise FitsError(path, "no such file")
     with open_raw(path) as image:
-        if is_master_header(image.header):
-            raise FitsError(path, f"is a master ({image.header.get('IMAGETYP')}), not a raw frame")
+        processed = is_processed_by_another_program(image.header,
+                                                    float_data=image.raw.dtype.kind == "f")
+        if processed:
+            raise FitsError(path, f"is {processed}")
         if CALIBRATED_KEY in image.header:
             raise FitsError(path, "is a calibrated light (written by indical calibrate); "
                                   "raw frames only")

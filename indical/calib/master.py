@@ -34,6 +34,14 @@ from indical.frame import FrameMeta, FrameType
 MASTER_IMAGETYP = {FrameType.BIAS: "Master Bias", FrameType.DARK: "Master Dark",
                    FrameType.DARKFLAT: "Master Dark Flat", FrameType.FLAT: "Master Flat"}
 _BIAS_MAX_EXPOSURE_S = 1.0
+#: BUNIT of master flats: empty, i.e. dimensionless (astropy's CCDData reads it so).
+FLAT_BUNIT = ""
+# Keywords never carried from the inputs into a master, even when all inputs agree: structure,
+# commentary, and what describes one exposure rather than the configuration.
+_NOT_CARRIED = {"SIMPLE", "BITPIX", "EXTEND", "BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX",
+                "CHECKSUM", "DATASUM", "HISTORY", "COMMENT", "", "IMAGETYP", "FRAME", "FRAMETYP",
+                "EXPSTART", "EXPEND", "LEVEL", "FILENAME", "CALIBRAT", "REJECTED", "END"}
+_NOT_CARRIED_PREFIXES = ("NAXIS", "DATE", "TIME-", "MJD", "JD", "UT", "IMCMB")
 
 
 class MasterError(IndicalError):
@@ -69,6 +77,7 @@ class SourceInfo:
     width: int
     height: int
     level_adu: float
+    cards: dict = field(default_factory=dict, compare=False)  # keyword -> (value, comment)
 
 
 @dataclass
@@ -114,10 +123,13 @@ def survey(spec: MasterSpec) -> tuple[FrameType, list[SourceInfo]]:
                 meta = header_to_meta(image.header, frame_type=kind or spec.frame_type)
             except ValueError as exc:
                 raise FitsError(path, f"{exc}; give --type") from exc
-            infos.append(SourceInfo(path, meta, image.width, image.height, level))
+            cards = {c.keyword: (c.value, c.comment) for c in image.header.cards
+                     if c.keyword not in _NOT_CARRIED
+                     and not c.keyword.startswith(_NOT_CARRIED_PREFIXES)}
+            infos.append(SourceInfo(path, meta, image.width, image.height, level, cards))
     frame_type = _decide_type(spec, infos, header_types)
     infos = [SourceInfo(i.path, i.meta.replace(frame_type=frame_type), i.width, i.height,
-                        i.level_adu) for i in infos]
+                        i.level_adu, i.cards) for i in infos]
     _check_sizes(infos)
     _check_levels(frame_type, infos)
     try:
@@ -230,8 +242,10 @@ def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo
                        if len(precal.description) <= 36 else precal.description)
         if precal.pedestal_adu:
             h["PEDESTAL"] = (precal.pedestal_adu, "[ADU] Pedestal subtracted")
+        h["BUNIT"] = (FLAT_BUNIT, "dimensionless: normalised to mean 1")
     else:
         h["BUNIT"] = ("ADU", "Pixel unit")
+    _carry_shared_cards(h, infos)
     h["DATE"] = (datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", ""),
                  "UTC when this master was written")
     h["CREATOR"] = (f"indical {__version__}", "Software that built this master")
@@ -242,6 +256,22 @@ def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo
     for info in infos:
         h.add_history(f"source {info.path}")
     return h
+
+
+def _carry_shared_cards(h: Header, infos: list[SourceInfo]) -> None:
+    """Keywords every input has with the same value (and type) go into the master as they were
+    (XPIXSZ, TELESCOP, FOCALLEN, BAYERPAT...); GAIN and OFFSET keep the inputs' type (an
+    integer stays an integer). Keywords the master sets itself are not overridden."""
+    first = infos[0].cards
+    for key, (value, comment) in first.items():
+        if any(key not in i.cards or i.cards[key][0] != value
+               or type(i.cards[key][0]) is not type(value) for i in infos[1:]):
+            continue
+        if key in h and key not in ("GAIN", "OFFSET"):
+            continue
+        if key == "FILTER" and "FILTER" not in h:
+            continue   # darks and bias carry no filter, whatever their headers said
+        h[key] = (value, comment or (h.comment(key) if key in h else ""))
 
 
 def build_master(spec: MasterSpec, *,

@@ -20,6 +20,7 @@ import numpy as np
 
 from indical.calib.match import MasterInfo, MasterKind
 from indical.calib.output import master_pixels
+from indical.calib.provenance import combines_frames, program_of
 from indical.errors import FitsError
 from indical.fits.keywords import header_frame_type, header_to_meta
 from indical.frame import FrameMeta, FrameType
@@ -50,6 +51,7 @@ class MasterFile:
     height: int
     n_frames: int
     is_master: bool       # the header says it combines frames (else: a single frame given)
+    float_data: bool      # stored as floating point (raw frames from cameras are integers)
 
     def pixels(self) -> np.ndarray:
         data = master_pixels(self.path)
@@ -69,63 +71,6 @@ class MasterFile:
             exposure_s=m.exposure_s if self.kind in (MasterKind.DARK, MasterKind.DARKFLAT)
             else None, temperature_c=temp, n_frames=self.n_frames,
             extra={"program": self.program, "scale": self.scale})
-
-
-def _history(header) -> str:
-    try:
-        return " ".join(str(v) for v in header["HISTORY"])
-    except KeyError:
-        return ""
-
-
-def program_of(header) -> str:
-    """Which program wrote this header, as far as it says."""
-    creator = " ".join(str(header.get(k, "")) for k in ("CREATOR", "PROGRAM", "SWCREATE",
-                                                          "SOFTWARE", "ORIGIN"))
-    history = _history(header)
-    if "indical" in creator.lower():
-        return "indical"
-    if "siril" in creator.lower():
-        return "Siril"
-    if "pixinsight" in creator.lower() or "ImageIntegration" in history \
-            or "ImageCalibration" in history:
-        return "PixInsight"
-    if "n.i.n.a" in creator.lower():
-        return "N.I.N.A."
-    if "ccdproc" in history.lower() or any(k in header for k in ("SUBBIAS", "SUBDARK", "FLATCOR")):
-        return "ccdproc"
-    return creator.strip() or "unknown"
-
-
-def combines_frames(header) -> bool:
-    """The header says this image is a combination of frames (a master or a stack)."""
-    if str(header.get("IMAGETYP", "")).replace(" ", "").lower().startswith("master"):
-        return True
-    for key in ("STACKCNT", "NCOMBINE"):
-        try:
-            if int(header.get(key, 0)) > 1:
-                return True
-        except (TypeError, ValueError):
-            pass
-    history = _history(header)
-    return "ImageIntegration" in history
-
-
-def is_processed_by_another_program(header, *, float_data: bool) -> str | None:
-    """Why a file that looks like a frame is not a raw one, or None: a stack or master of any
-    program, a light calibrated by Siril (float data from PROGRAM 'Siril'), PixInsight
-    (ImageCalibration) or ccdproc (SUBBIAS/SUBDARK/FLATCOR)."""
-    if combines_frames(header):
-        return f"a master or stack ({program_of(header)}), not a raw frame; add it with " \
-               f"`indical library import`"
-    program = program_of(header)
-    history = _history(header)
-    if program == "Siril" and float_data:
-        return "already processed by Siril (32-bit float data), not a raw frame"
-    if "ImageCalibration" in history or any(k in header for k in ("SUBBIAS", "SUBDARK",
-                                                                   "FLATCOR")):
-        return f"already calibrated ({program}), not a raw frame"
-    return None
 
 
 def _kind(header, path: Path, given: MasterKind | None) -> MasterKind:
@@ -183,6 +128,9 @@ def read_master_file(path: Path, kind: MasterKind | None = None) -> MasterFile:
             n = max(n, int(header.get(key, 0)))
         except (TypeError, ValueError):
             pass
-    return MasterFile(path=path, kind=the_kind, program=program_of(header), scale=scale,
+    program = program_of(header)
+    if program == "unknown" and float_data and "BUNIT" in header:
+        program = "astropy/ccdproc"   # CCDData.write: float data with BUNIT, nothing else
+    return MasterFile(path=path, kind=the_kind, program=program, scale=scale,
                       meta=meta, width=width, height=height, n_frames=n,
-                      is_master=combines_frames(header))
+                      is_master=combines_frames(header), float_data=float_data)

@@ -127,6 +127,42 @@ def sweep(db: Path, min_frames, method, group_text) -> None:
             raise IndicalError("some masters could not be built (see above)")
 
 
+@library.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--type", "kind", type=click.Choice(["bias", "dark", "darkflat", "flat"]),
+              default=None, help="What the files are, when their headers and names don't say.")
+@click.pass_obj
+def import_(db: Path, files, kind) -> None:
+    """Add masters made elsewhere (indical master -o, Siril, PixInsight/WBPP, N.I.N.A.,
+    ccdproc): recognised, brought to indical's scale (ADU; flats mean 1.0), copied into the
+    library's masters folder and matched like indical's own."""
+    from indical.calib.master_import import import_master, known_shas
+    from indical.calib.match import MasterKind
+    from indical.errors import FitsError
+    failed = 0
+    with CalibrationLibrary(db) as lib:
+        known = known_shas(lib)
+        for path in files:
+            try:
+                done = import_master(lib, Path(path), kind=MasterKind(kind) if kind else None,
+                                     known=known)
+            except FitsError as exc:
+                failed += 1
+                console.print(f"[red]not imported[/] {escape(str(exc))}", highlight=False,
+                              soft_wrap=True)
+                continue
+            if done.master is None:
+                console.print(f"already in the library: {escape(str(path))}", soft_wrap=True)
+                continue
+            m = done.master
+            scale = f", values x{done.scale:g}" if done.scale != 1.0 else ""
+            console.print(f"[green]imported[/] {escape(str(path))} ({done.program}{scale}) as "
+                          f"master {m.frame_type.value} -> {escape(m.path)}", highlight=False,
+                          soft_wrap=True)
+    if failed:
+        raise IndicalError(f"{failed} of {len(files)} files not imported (see above)")
+
+
 @library.command("ls")
 @click.option("--all", "show_all", is_flag=True, help="Also list superseded masters.")
 @click.pass_obj

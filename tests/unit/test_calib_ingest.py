@@ -105,7 +105,7 @@ def test_masters_and_calibrated_lights_are_not_raw_frames(tmp_path):
     report = ingest_paths([master, calibrated, light])
     assert [r.path for r in report.records] == [str(light.resolve())]
     reasons = {p.name: reason for p, reason in report.skipped}
-    assert "is a master (Master Flat)" in reasons["mf.fits"]
+    assert "is a master or stack (unknown), not a raw frame" in reasons["mf.fits"]
     assert "is a calibrated light" in reasons["l_cal.fits"]
 
 
