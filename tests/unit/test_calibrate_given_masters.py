@@ -130,11 +130,10 @@ def test_a_light_given_as_a_master_is_refused(masters):
 
 
 def test_a_given_bad_pixel_map_flags_its_pixels(masters):
-    from indical.calib.apply import FLAG_HOT
-    from indical.calib.bpm import HOT
+    from indical.calib.flags import PixelFlag
     tmp, dark, _, light = masters
     bpm = np.zeros((48, 64), np.uint8)
-    bpm[5, 7] = HOT
+    bpm[5, 7] = PixelFlag.HOT
     h = fits.Header()
     h["IMAGETYP"], h["INSTRUME"], h["GAIN"], h["OFFSET"] = "Bad Pixel Map", "Sim Cam", 100, 10
     fits.writeto(tmp / "bpm.fits", bpm, h)
@@ -142,5 +141,5 @@ def test_a_given_bad_pixel_map_flags_its_pixels(masters):
     assert r.exit_code == 0, r.output
     with fits.open(tmp / "flagged" / "light_1_cal.fits") as hdul:
         flags = hdul["FLAGS"].data
-        assert flags[5, 7] & FLAG_HOT and np.count_nonzero(flags) == 1
+        assert flags[5, 7] & PixelFlag.HOT and np.count_nonzero(flags) == 1
         assert hdul[0].header["CALBPM"] == "bpm.fits"
