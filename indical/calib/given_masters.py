@@ -8,11 +8,12 @@ light does not record can't be checked: a warning says which."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from indical.calib.config import CameraConfig
 from indical.calib.master_files import MasterFile, read_master_file
 from indical.calib.match import LightInfo, MasterChoice, MasterInfo, MasterKind, MatchRules
 from indical.errors import FitsError
@@ -68,11 +69,9 @@ def _bpm_info(path: Path) -> MasterInfo:
     with open_raw(path) as image:
         header, width, height = image.header, image.width, image.height
     meta = header_to_meta(header, frame_type=FrameType.BIAS)
-    return MasterInfo(id=-99, kind=MasterKind.BPM, path=path, camera=meta.camera, width=width,
-                      height=height, created=datetime.fromtimestamp(path.stat().st_mtime,
-                                                                    timezone.utc),
-                      binning=meta.binning, gain=meta.gain, offset=meta.offset,
-                      readout_mode=meta.readout_mode)
+    config = replace(CameraConfig.from_meta(meta, width, height), temperature_c=None)
+    return MasterInfo(id=-99, kind=MasterKind.BPM, path=path, config=config,
+                      created=datetime.fromtimestamp(path.stat().st_mtime, timezone.utc))
 
 
 def _differs(a, b) -> bool:
@@ -86,17 +85,17 @@ def check_master(light: LightInfo, master: MasterInfo, rules: MatchRules, *,
     """(unusable, mismatches, warnings) for one given master against one light."""
     name = f"master {master.kind.value} {master.path.name}"
     unusable, differ, notes = [], [], []
-    if (master.width, master.height) != (light.width, light.height):
-        unusable.append(f"{name} is {master.width}x{master.height} pixels, the light "
-                        f"{light.width}x{light.height}")
-    if master.binning != light.binning:
-        unusable.append(f"{name} has binning {master.binning}, the light {light.binning}")
-    checks = [("camera", "camera"), ("readout mode", "readout_mode"), ("gain", "gain"),
-              ("offset", "offset")]
+    mc, lc = master.config, light.config
+    if (mc.width, mc.height) != (lc.width, lc.height):
+        unusable.append(f"{name} is {mc.size} pixels, the light {lc.size}")
+    if mc.binning != lc.binning:
+        unusable.append(f"{name} has binning {mc.binning}, the light {lc.binning}")
+    checks = [("camera", mc.camera, lc.camera),
+              ("readout mode", mc.readout_mode, lc.readout_mode),
+              ("gain", mc.gain, lc.gain), ("offset", mc.offset, lc.offset)]
     if master.kind is MasterKind.FLAT:
-        checks.append(("filter", "filter"))
-    for label, attr in checks:
-        have, want = getattr(master, attr), getattr(light, attr)
+        checks.append(("filter", master.filter, light.filter))
+    for label, have, want in checks:
         if have in (None, "") and want in (None, ""):
             continue
         if have in (None, "") or want in (None, ""):
@@ -110,13 +109,13 @@ def check_master(light: LightInfo, master: MasterInfo, rules: MatchRules, *,
                           f"{light.exposure_s:g} s (use a dark of the light's exposure, or "
                           f"--ccd to scale the dark current)")
     if master.kind in (MasterKind.BIAS, MasterKind.DARK):
-        if master.temperature_c is None or light.temperature_c is None:
-            who = "the master" if master.temperature_c is None else "the light"
+        mt, lt = mc.temperature_c, lc.temperature_c
+        if mt is None or lt is None:
+            who = "the master" if mt is None else "the light"
             notes.append(f"temperature not checked: {who} does not record it ({name})")
-        elif abs(master.temperature_c - light.temperature_c) > rules.temperature_tol_c:
-            differ.append(f"{name}: temperature {master.temperature_c:.1f} C is more than "
-                          f"{rules.temperature_tol_c:g} C from the light's "
-                          f"{light.temperature_c:.1f} C")
+        elif abs(mt - lt) > rules.temperature_tol_c:
+            differ.append(f"{name}: temperature {mt:.1f} C is more than "
+                          f"{rules.temperature_tol_c:g} C from the light's {lt:.1f} C")
     return unusable, differ, notes
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indical.calib.config import CameraConfig
 from indical.calib.match import MasterInfo, MasterKind
 from indical.calib.output import master_pixels
 from indical.calib.provenance import combines_frames, program_of
@@ -59,17 +60,19 @@ class MasterFile:
             data = data * np.float32(self.scale)
         return data
 
+    @property
+    def config(self) -> CameraConfig:
+        return CameraConfig.from_meta(self.meta, self.width, self.height)
+
     def info(self, master_id: int) -> MasterInfo:
         m = self.meta
-        temp = m.sensor_temp_c if m.sensor_temp_c is not None else m.setpoint_temp_c
         created = m.end or m.start or datetime.fromtimestamp(self.path.stat().st_mtime,
                                                                timezone.utc)
         return MasterInfo(
-            id=master_id, kind=self.kind, path=self.path, camera=m.camera, width=self.width,
-            height=self.height, created=created, binning=m.binning, gain=m.gain,
-            offset=m.offset, readout_mode=m.readout_mode, filter=m.filter,
+            id=master_id, kind=self.kind, path=self.path, config=self.config, created=created,
+            filter=m.filter,
             exposure_s=m.exposure_s if self.kind in (MasterKind.DARK, MasterKind.DARKFLAT)
-            else None, temperature_c=temp, n_frames=self.n_frames,
+            else None, n_frames=self.n_frames,
             extra={"program": self.program, "scale": self.scale})
 
 

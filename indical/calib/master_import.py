@@ -62,8 +62,7 @@ def group_key(mf: MasterFile) -> str:
     m = mf.meta
     kind = TYPE_OF_KIND[mf.kind]
     return group_key_json(ConfigKey(
-        frame_type=kind, camera=m.camera, readout_mode=m.readout_mode, gain=m.gain,
-        offset=m.offset, binning=m.binning, width=mf.width, height=mf.height,
+        frame_type=kind, config=mf.config.key(),
         filter=(m.filter or "") if kind is FrameType.FLAT else None,
         exposure_s=m.exposure_s if kind in (FrameType.DARK, FrameType.DARKFLAT) else None))
 
@@ -116,13 +115,10 @@ def import_master(library: CalibrationLibrary, path: Path, *, kind: MasterKind |
     with atomic_file(target) as fh:
         write_image(fh, data, header)
     m = mf.meta
-    temp = m.sensor_temp_c if m.sensor_temp_c is not None else m.setpoint_temp_c
     record = MasterRecord(
-        path=str(target.resolve()), frame_type=frame_type, camera=m.camera,
-        readout_mode=m.readout_mode, gain=m.gain, offset=m.offset, binning=m.binning,
-        width=mf.width, height=mf.height,
+        path=str(target.resolve()), frame_type=frame_type, config=mf.config,
         filter=m.filter if frame_type is FrameType.FLAT else None,
-        exposure_s=m.exposure_s, temperature_c=temp, group_key=group_key(mf),
+        exposure_s=m.exposure_s, group_key=group_key(mf),
         method=f"imported from {mf.program}"[:60],
         parameters={"source": str(path.resolve()), "scale": mf.scale},
         precal="as made by " + mf.program, n_frames=mf.n_frames)

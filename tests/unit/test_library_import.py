@@ -92,8 +92,9 @@ def test_darks_from_other_programs_are_imported_in_adu(tmp_path, make, program, 
     assert f"({program}" in r.output and "as master dark" in r.output
     with CalibrationLibrary(db) as lib:
         (m,) = lib.masters()
-    assert m.frame_type is FrameType.DARK and m.exposure_s == 30.0 and m.gain == 100
-    assert m.camera == "Sim Cam" and m.temperature_c == -10.0 and (m.width, m.height) == (64, 48)
+    c = m.config
+    assert m.frame_type is FrameType.DARK and m.exposure_s == 30.0 and c.gain == 100
+    assert c.camera == "Sim Cam" and c.temperature_c == -10.0 and (c.width, c.height) == (64, 48)
     data = fits.getdata(m.path)
     np.testing.assert_allclose(data, _dark_adu(), rtol=1e-5, atol=0.02)
     header = fits.getheader(m.path)
