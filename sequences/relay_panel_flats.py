@@ -15,6 +15,7 @@ FLATS_PER_FILTER = 20
 DARK_FLATS_PER_EXPOSURE = 20
 TARGET = Target.fraction(0.4, tolerance=0.15)
 FIRST_EXPOSURE_S = 1.0          # the search starts here (or from the trained exposure)
+EXPOSURE_RANGE_S = None         # (min, max) the exposure must stay within; None: [flats] limits
 COVER_ON_EXIT = "leave"
 
 
@@ -22,6 +23,6 @@ def run(obs):
     obs.close_cover()
     for name in obs.filters(FILTERS):
         obs.exposure_flats(name, count=FLATS_PER_FILTER, target=TARGET,
-                           exposure_s=FIRST_EXPOSURE_S)
+                           exposure_s=FIRST_EXPOSURE_S, exposure_range_s=EXPOSURE_RANGE_S)
     obs.light_off()
     obs.dark_flats(count=DARK_FLATS_PER_EXPOSURE)

@@ -52,6 +52,48 @@ class Trim:
 BrightnessDecision = Measure | Accept | Trim | Refuse
 
 
+@dataclass(frozen=True)
+class ExposureWindow:
+    """The exposures a flat may be trimmed to around the preferred one (a sequence's
+    EXPOSURE_RANGE_S). The sensor is linear in time: a step whose level this window can bring
+    into band is trimmed at once rather than searched for a better step."""
+
+    min_s: float
+    max_s: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_s <= self.max_s:
+            raise ValueError(f"exposure window {self.min_s:g}-{self.max_s:g} s: need "
+                             "0 < min <= max")
+
+    @classmethod
+    def around(cls, exposure_s: float, low: float = 0.5, high: float = 2.0) -> "ExposureWindow":
+        return cls(exposure_s * low, exposure_s * high)
+
+
+def window_trim(observations: list[Observation], band: Band, window: ExposureWindow,
+                limits: ExposureLimits) -> Trim | None:
+    """The step to keep and the exposure within `window` (and the hard limits) that puts its
+    level on target, from lit frames whose level the window can bring into band; the smallest
+    change of exposure first. None when no frame is within the window's reach."""
+    lo = max(window.min_s, limits.min_exposure_s)
+    hi = min(window.max_s, limits.max_exposure_s)
+    if lo > hi:
+        return None
+    floor = dark_floor_adu(band)
+    options = []
+    for o in observations:
+        if o.saturated or o.level_adu < floor or o.brightness is None:
+            continue
+        t = min(max(_exposure_for(o, band), lo), hi)
+        if band.contains(o.level_adu * t / o.exposure_s):
+            options.append((abs(math.log(t / o.exposure_s)), o.brightness, t))
+    if not options:
+        return None
+    _, b, t = min(options)
+    return Trim(b, limits.clamp(t), f"within the exposure window {lo:g}-{hi:g} s")
+
+
 def _bracket(obs: list[Observation], band: Band) -> tuple[Observation | None, Observation | None]:
     lows = [o for o in obs if not o.saturated and o.level_adu < band.low_adu]
     highs = [o for o in obs if o.saturated or o.level_adu > band.high_adu]
@@ -222,9 +264,27 @@ def too_bright_at_edge(history: list[Observation], band: Band, steps: Steps,
                   f"density, or lower the exposure floor")
 
 
+#: After this many frames, a lit step that an exposure within the hard limits (not only the
+#: window) brings into band is trimmed rather than searched further: one more frame, where a
+#: search near a panel's dark edge can take several.
+WIDEN_AFTER = 3
+
+#: Where in its range an unknown panel is first tried.
+FIRST_FRACTION = 0.25
+
+
+def _scaled(o: Observation, exposure_s: float) -> Observation:
+    """A frame as the search exposure would have seen it (level proportional to exposure); a
+    saturated frame stays a lower bound."""
+    if o.exposure_s == exposure_s:
+        return o
+    return Observation(exposure_s, o.level_adu * exposure_s / o.exposure_s, o.saturated,
+                       o.brightness)
+
+
 def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: ExposureLimits,
-                    observations: list[Observation], first_brightness: int | None = None
-                    ) -> BrightnessDecision:
+                    observations: list[Observation], first_brightness: int | None = None,
+                    window: ExposureWindow | None = None) -> BrightnessDecision:
     """The next step of a brightness search at `exposure_s`.
 
     `observations` are the frames so far at that exposure; `first_brightness` a trained or
@@ -232,14 +292,22 @@ def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: 
     flats at flat-typical exposures)."""
     if not observations or band is None:
         b = first_brightness if first_brightness is not None else steps.snap(
-            steps.minimum + 0.25 * (steps.maximum - steps.minimum))
+            steps.minimum + FIRST_FRACTION * (steps.maximum - steps.minimum))
         return Measure(exposure_s, steps.snap(b), why="first frame")
     last = observations[-1]
     if band.contains(last.level_adu) and not last.saturated:
         return Accept(last.exposure_s, last.brightness)
     taken = len(observations)
     floor = dark_floor_adu(band)
-    observations = consistent(observations, floor)
+    observations = consistent([_scaled(o, exposure_s) for o in observations], floor)
+    if window is not None and taken < limits.max_exposures:
+        trim = window_trim(observations, band, window, limits)
+        if trim is None and taken >= WIDEN_AFTER:
+            trim = window_trim(observations, band,
+                               ExposureWindow(limits.min_exposure_s, limits.max_exposure_s),
+                               limits)
+        if trim is not None:
+            return trim
     lo, hi = _bracket(observations, band)
     end = _range_end(lo, hi, band, steps, limits)
     # at the cap, a refusal the frames already prove still gives its reason

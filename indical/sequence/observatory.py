@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from indical.sequence.brightness import ExposureWindow
 from indical.sequence.flat_config import FlatsTaken
 from indical.sequence.level import Target
 from indical.sequence.panel import take_dark_flats, take_flats
@@ -20,17 +21,26 @@ class Observatory(Session):
     """The observatory as a sequence file sees it."""
 
     def panel_flats(self, filter: str | None, *, count: int, target: Target,
-                    exposure_s: float = 1.0, use_trained: bool = True) -> FlatsTaken | None:
-        """Flats in one filter with a dimmable panel: brightness search at `exposure_s`, then
-        exposure trim if needed; only the flats still missing tonight are taken."""
+                    exposure_s: float = 1.0, use_trained: bool = True,
+                    exposure_range_s: tuple[float, float] | None = None) -> FlatsTaken | None:
+        """Flats in one filter with a dimmable panel: brightness search at `exposure_s`; a step
+        whose level an exposure within `exposure_range_s` (default half to twice `exposure_s`)
+        brings into band is trimmed to it at once (beyond it: see decision 010). Only the
+        flats still missing tonight are taken."""
+        window = ExposureWindow(*exposure_range_s) if exposure_range_s is not None \
+            else ExposureWindow.around(exposure_s)
         return take_flats(self, filter, count=count, target=target, exposure_s=exposure_s,
-                          dim=True, use_trained=use_trained)
+                          dim=True, use_trained=use_trained, window=window)
 
     def exposure_flats(self, filter: str | None, *, count: int, target: Target,
-                       exposure_s: float = 1.0, use_trained: bool = True) -> FlatsTaken | None:
-        """Flats in one filter at fixed light (an on/off panel): auto-exposure search."""
+                       exposure_s: float = 1.0, use_trained: bool = True,
+                       exposure_range_s: tuple[float, float] | None = None
+                       ) -> FlatsTaken | None:
+        """Flats in one filter at fixed light (an on/off panel): auto-exposure search, within
+        `exposure_range_s` when given (else the rig's [flats] limits)."""
+        window = ExposureWindow(*exposure_range_s) if exposure_range_s is not None else None
         return take_flats(self, filter, count=count, target=target, exposure_s=exposure_s,
-                          dim=False, use_trained=use_trained)
+                          dim=False, use_trained=use_trained, window=window)
 
     def dark_flats(self, *, count: int) -> None:
         """Dark flats at every exposure this run's flats used: light off, cover closed."""

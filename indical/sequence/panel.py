@@ -9,7 +9,8 @@ from __future__ import annotations
 from indical.errors import IndicalError
 from indical.frame import Frame, FrameType
 from indical.interfaces.light_panel import PanelInfo
-from indical.sequence.brightness import Steps, at_floor, next_brightness, too_bright_at_edge
+from indical.sequence.brightness import (ExposureWindow, Steps, at_floor, next_brightness,
+                                         too_bright_at_edge)
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
                                        Refuse, dark_floor_adu, next_exposure)
 from indical.sequence.flat_config import FlatsTaken
@@ -136,12 +137,24 @@ def _fail(obs: Session, filter: str | None, refusal: Refuse) -> FlatSearchFailed
 
 
 def find_settings(obs: Session, search: _Search, *, dim: bool, exposure_s: float,
-                  start_brightness: int | None) -> tuple[int | None, float]:
+                  start_brightness: int | None, window: ExposureWindow | None = None
+                  ) -> tuple[int | None, float]:
     """Search until a frame is in band; returns (brightness, exposure). Raises
-    FlatSearchFailed with the refusal when no setting within the limits will do."""
+    FlatSearchFailed with the refusal when no setting within the limits will do.
+
+    `window`: with a dimmable panel, the exposures a lit step may be trimmed to at once; at
+    fixed light, the exposures the search may use at all (within the rig's limits)."""
     floor = obs.exposure_floor_s()
-    limits = ExposureLimits(floor, max(obs.settings.max_exposure_s, floor * 1.01),
-                            max_exposures=obs.settings.max_search_exposures)
+    top = max(obs.settings.max_exposure_s, floor * 1.01)
+    if not dim and window is not None:
+        floor, top = max(floor, window.min_s), min(top, window.max_s)
+        if top <= floor:
+            raise _fail(obs, search.filter, Refuse(
+                Refusal.TOO_BRIGHT, f"the exposure range {window.min_s:g}-{window.max_s:g} s "
+                f"(EXPOSURE_RANGE_S) lies outside what the rig allows ({obs.exposure_floor_s():g}"
+                f"-{obs.settings.max_exposure_s:g} s, [flats] min_exposure_s and "
+                f"max_exposure_s); widen one of them"))
+    limits = ExposureLimits(floor, top, max_exposures=obs.settings.max_search_exposures)
     work_s = limits.clamp(exposure_s)
     if not dim:
         found = _exposure_search(search, limits, None, [], work_s)
@@ -156,7 +169,7 @@ def find_settings(obs: Session, search: _Search, *, dim: bool, exposure_s: float
         # the cap counts every frame of this search, whichever phase took it
         left = ExposureLimits(limits.min_exposure_s, limits.max_exposure_s,
                               limits.max_exposures - search.taken + len(observations))
-        d = next_brightness(band, steps, work_s, left, observations, start_brightness)
+        d = next_brightness(band, steps, work_s, left, observations, start_brightness, window)
         if isinstance(d, Accept):
             search.keep_first("brightness search")
             return d.brightness, d.exposure_s
@@ -214,7 +227,8 @@ def _exposure_search(search: _Search, limits: ExposureLimits, brightness: int | 
 
 
 def take_flats(obs: Session, filter: str | None, *, count: int, target: Target,
-               exposure_s: float, dim: bool, use_trained: bool) -> FlatsTaken | None:
+               exposure_s: float, dim: bool, use_trained: bool,
+               window: ExposureWindow | None = None) -> FlatsTaken | None:
     obs.select_filter(filter)
     label = filter or "the one filter"
     query = obs.query(FrameType.FLAT, filter=filter)
@@ -242,7 +256,7 @@ def take_flats(obs: Session, filter: str | None, *, count: int, target: Target,
     while True:
         try:
             brightness, exp_s = find_settings(obs, search, dim=dim, exposure_s=start_t,
-                                              start_brightness=start_b)
+                                              start_brightness=start_b, window=window)
             break
         except _Banded as banded:
             longer = banded.exposure_s * FLICKER_STEP

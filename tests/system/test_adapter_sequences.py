@@ -154,6 +154,8 @@ port = "{link}"
     assert sorted({f.meta.filter for f in flats}) == ["L", "R"] and len(flats) == 6
     for f in flats:          # the sequence's target: 50 % of full scale, +/- 10 % of that
         assert level(f) == pytest.approx(0.5 * FULL_SCALE, rel=0.12), (f.meta.filter, level(f))
-    brightness = {f.meta.filter: f.meta.panel_brightness for f in flats}
-    assert brightness["R"] > brightness["L"]          # dimmer filter, brighter panel
+    # dimmer filter, more light: a brighter step, or the same step (within the exposure
+    # window's reach) exposed longer
+    light = {f.meta.filter: (f.meta.panel_brightness, f.meta.exposure_s) for f in flats}
+    assert light["R"] > light["L"], light
     assert darks and all(abs(level(f)) < 50 for f in darks)

@@ -1,0 +1,194 @@
+"""The exposure window of panel flats: a lit step whose level an exposure within the window
+brings into band is trimmed at once (the sensor is linear in time) instead of searching for a
+better step; checked over grids of levels and windows and over model panels of several
+families, where the frame after the first one within reach must be in band."""
+
+import math
+
+import numpy as np
+import pytest
+
+from indical.sequence.brightness import (WIDEN_AFTER, ExposureWindow, Steps, Trim, at_floor,
+                                         next_brightness, window_trim)
+from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
+                                       Refuse, dark_floor_adu, next_exposure)
+from indical.sequence.panel import _untried_below
+from indical.sequence.level import Band
+
+BAND = Band(0.9 * 30000, 30000, 1.1 * 30000)
+FULL = 65000.0
+LIMITS = ExposureLimits(0.05, 10.0, max_exposures=10)
+
+
+def test_window_must_be_ordered_and_positive():
+    with pytest.raises(ValueError, match="exposure window"):
+        ExposureWindow(2.0, 1.0)
+    with pytest.raises(ValueError, match="exposure window"):
+        ExposureWindow(0.0, 1.0)
+    assert ExposureWindow.around(2.0) == ExposureWindow(1.0, 4.0)
+
+
+@pytest.mark.parametrize("exposure_s", [0.05, 0.5, 1.0, 3.0])
+@pytest.mark.parametrize("window", [ExposureWindow(0.5, 2.0), ExposureWindow(1.0, 1.0),
+                                    ExposureWindow(0.2, 8.0), ExposureWindow(20.0, 40.0)])
+@pytest.mark.parametrize("level", list(np.geomspace(10.0, 64000.0, 61)))
+def test_window_trim_exactly_when_an_exposure_in_the_window_reaches_the_band(
+        exposure_s, window, level):
+    o = Observation(exposure_s, float(level), False, 40)
+    d = window_trim([o], BAND, window, LIMITS)
+    lo, hi = max(window.min_s, LIMITS.min_exposure_s), min(window.max_s, LIMITS.max_exposure_s)
+    rate = level / exposure_s
+    reachable = lo <= hi and any(BAND.contains(rate * t) for t in np.geomspace(lo, hi, 2001))
+    if not reachable:
+        assert d is None
+        return
+    assert isinstance(d, Trim) and d.brightness == 40
+    assert lo <= d.exposure_s <= hi
+    assert BAND.contains(rate * d.exposure_s * (1 + 2e-3)) or BAND.contains(rate * d.exposure_s)
+    # on target when the window allows it (three significant digits of exposure)
+    ideal = BAND.target_adu / rate
+    if lo <= ideal <= hi:
+        assert rate * d.exposure_s == pytest.approx(BAND.target_adu, rel=6e-3)
+
+
+def test_window_trim_ignores_saturated_dark_and_takes_the_smallest_change():
+    obs = [Observation(1.0, 65000, True, 90), Observation(1.0, 1.0, False, 5),
+           Observation(1.0, 20000, False, 30), Observation(1.0, 40000, False, 50)]
+    d = window_trim(obs, BAND, ExposureWindow(0.5, 2.0), LIMITS)
+    assert isinstance(d, Trim) and d.brightness == 50      # 0.75x beats 1.5x
+    assert d.exposure_s == pytest.approx(0.75)
+    assert window_trim(obs[:2], BAND, ExposureWindow(0.5, 2.0), LIMITS) is None
+
+
+def test_a_lit_step_within_reach_is_trimmed_instead_of_probing_another_step():
+    """The issue's example (target 1988 ADU): 25 -> 747, 67 -> saturated, 36 -> 1445: at 36 a
+    1.38 s exposure is on target, where the search used to probe 43, 40 and 41."""
+    band = Band(0.9 * 1988, 1988, 1.1 * 1988)
+    obs = [Observation(1.0, 747, False, 25), Observation(1.0, 4000, True, 67)]
+    window = ExposureWindow(0.5, 2.0)
+    d = next_brightness(band, Steps(0, 100), 1.0, LIMITS, obs, window=window)
+    assert isinstance(d, Measure)                 # 747 needs 2.66 s: beyond the window
+    obs.append(Observation(1.0, 1445, False, 36))
+    d = next_brightness(band, Steps(0, 100), 1.0, LIMITS, obs, window=window)
+    assert isinstance(d, Trim) and d.brightness == 36
+    assert band.contains(1445 * d.exposure_s) and 0.5 <= d.exposure_s <= 2.0
+    # without a window the search goes on probing steps
+    assert isinstance(next_brightness(band, Steps(0, 100), 1.0, LIMITS, obs), Measure)
+
+
+def test_frames_at_another_exposure_count_at_the_search_exposure():
+    """A step measured at 0.1 s is as bright at 1 s as ten times its level."""
+    obs = [Observation(1.0, 0.0, False, 10), Observation(0.1, 1500, False, 60)]
+    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, obs, window=ExposureWindow(0.5, 2.0))
+    assert isinstance(d, Trim) and d.brightness == 60 and d.exposure_s == pytest.approx(2.0)
+
+
+def test_after_a_few_frames_the_hard_limits_are_the_window():
+    obs = [Observation(1.0, 0.0, False, 10), Observation(1.0, 65000, True, 60),
+           Observation(1.0, 5000, False, 30)]
+    window = ExposureWindow(0.5, 2.0)
+    assert len(obs) >= WIDEN_AFTER
+    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, obs, window=window)
+    assert isinstance(d, Trim) and d.brightness == 30 and d.exposure_s == pytest.approx(6.0)
+    fewer = obs[-(WIDEN_AFTER - 1):]           # the same lit step, one frame earlier
+    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, fewer, window=window)
+    assert isinstance(d, Measure) and 30 < d.brightness < 60
+
+
+def test_no_trim_once_the_cap_is_reached():
+    obs = [Observation(1.0, 20000, False, 30)]
+    d = next_brightness(BAND, Steps(0, 100), 1.0, ExposureLimits(0.05, 10, max_exposures=1),
+                        obs, window=ExposureWindow(0.5, 2.0))
+    assert isinstance(d, Refuse)
+
+
+# ---- model panels of several families --------------------------------------------------------
+
+def family_curve(shape, steps, rng):
+    """Relative flux at each step: dead zone, a jump to the least light, 5-8 knots."""
+    top = steps.maximum
+    knots = int(rng.integers(5, 9))
+    edge = max(1, int(round(rng.uniform(0, 0.2) * top)))
+    if edge >= top - knots:
+        edge = 1
+    f_min = 10 ** rng.uniform(-3.5, -1.0)
+    x = np.unique(np.round(np.linspace(edge + 1, top, knots)))
+    u = (x - x[0]) / (x[-1] - x[0])
+    if shape == "convex":
+        y = u ** rng.uniform(1.5, 3.5)
+    elif shape == "concave":
+        y = u ** rng.uniform(0.3, 0.7)
+    else:
+        sig = 1 / (1 + np.exp(-rng.uniform(6, 14) * (u - rng.uniform(0.3, 0.7))))
+        y = (sig - sig[0]) / (sig[-1] - sig[0])
+    xs = [0.0, float(edge)] + list(x)
+    ys = [0.0, 0.0] + list(f_min + (1 - f_min) * y)
+    return lambda b: float(np.interp(b, xs, ys))
+
+
+def search(curve, steps, flux_at_max, window):
+    """The panel flats loop in brief (as indical.sequence.panel.find_settings): brightness
+    decisions, a trim hands over to the exposure search at that step, a trim too bright at the
+    shortest exposure resumes the brightness search there. Returns (decision, frames, frame index of the first frame
+    within the window's reach or None)."""
+    frames, obs = [], []
+    first_in_reach = None
+    work_s = 1.0
+
+    def shoot(b, t):
+        raw = flux_at_max * curve(b) * t
+        o = Observation(t, min(raw, FULL), raw >= FULL, b)
+        frames.append(o)
+        return o
+
+    while True:
+        in_reach = [i for i, o in enumerate(frames) if not o.saturated and o.level_adu > 5
+                          and window.min_s <= o.exposure_s * BAND.target_adu / o.level_adu
+                          <= window.max_s]
+        if first_in_reach is None and in_reach:
+            first_in_reach = in_reach[0] + 1
+        left = ExposureLimits(LIMITS.min_exposure_s, LIMITS.max_exposure_s,
+                              LIMITS.max_exposures - len(frames) + len(obs))
+        d = next_brightness(BAND if obs else None, steps, work_s, left, obs, window=window)
+        if isinstance(d, Measure):
+            obs.append(shoot(d.brightness, d.exposure_s))
+            continue
+        if not isinstance(d, Trim):
+            return d, len(frames), first_in_reach
+        seed = [o for o in obs if o.brightness == d.brightness] + [shoot(d.brightness,
+                                                                         d.exposure_s)]
+        while True:
+            lim = ExposureLimits(LIMITS.min_exposure_s, LIMITS.max_exposure_s,
+                                 LIMITS.max_exposures - len(frames) + len(seed))
+            e = next_exposure(BAND, lim, seed, d.exposure_s)
+            if not isinstance(e, Measure):
+                break
+            seed.append(shoot(d.brightness, e.exposure_s))
+        if not (isinstance(e, Refuse) and e.kind is Refusal.TOO_BRIGHT
+                and work_s > LIMITS.min_exposure_s
+                and _untried_below(obs, d.brightness, steps, dark_floor_adu(BAND))):
+            return e, len(frames), first_in_reach
+        # too bright at the shortest exposure, dimmer steps untried: search at the floor
+        work_s = LIMITS.min_exposure_s
+        obs = at_floor(obs, frames, work_s, dark_floor_adu(BAND))
+
+
+CASES = [(shape, Steps(0, top), seed) for shape in ("convex", "concave", "s")
+         for top in (12, 100, 255, 1000, 4095) for seed in range(6)]
+
+
+@pytest.mark.parametrize("shape,steps,seed", CASES)
+def test_families_reach_the_band_one_frame_after_a_frame_within_reach(shape, steps, seed):
+    rng = np.random.default_rng(seed * 7919 + steps.maximum)
+    curve = family_curve(shape, steps, rng)
+    window = ExposureWindow(0.5, 2.0)
+    for ratio in np.geomspace(0.5, 500, 9):
+        flux = ratio * BAND.target_adu
+        rates = [flux * curve(b) for b in range(steps.maximum + 1)]
+        if not any(r * LIMITS.max_exposure_s >= BAND.low_adu and r * LIMITS.min_exposure_s
+                   <= BAND.high_adu for r in rates):
+            continue
+        d, n, first = search(curve, steps, flux, window)
+        assert isinstance(d, Accept), (ratio, d)          # within the cap of 10
+        if first is not None:
+            assert n <= first + 1, (ratio, n, first)
