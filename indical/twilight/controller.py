@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from indical.sequence.level import Band
+from indical.twilight.filter_prior import ordering_levels
 from indical.twilight.window import SunPath, Twilight
 
 # Patat et al. 2006, V band: m = a0 + a1 x + a2 x^2 with x = sun zenith distance - 95 deg,
@@ -272,15 +273,18 @@ def first_fit_time(log_rate: Callable[[float], float], from_unix: float, until_u
     return None
 
 
-def order_filters(filters: Sequence[str], known: Sensitivities, twilight: Twilight) -> list[str]:
+def order_filters(filters: Sequence[str], known: Sensitivities, twilight: Twilight,
+                  use_names: bool = True) -> list[str]:
     """Least sensitive filter first at dusk (it needs the brightest sky), most sensitive first at
-    dawn. Filters of unknown sensitivity count as the median known one; with nothing known the
-    given order stays."""
-    if not known.ratios:
+    dawn. Sensitivities learned from frames come first; a filter not yet measured is placed by
+    what its name says (`filter_prior`, unless `use_names` is off); one of unknown sensitivity
+    and name counts as the median of the others; with nothing known the given order stays."""
+    levels = ordering_levels(filters, known.ratios) if use_names else \
+        {f: known.ratios[f] for f in filters if f in known.ratios}
+    if not levels and not known.ratios:
         return list(filters)
-    fill = float(np.median([known.ratios[f] for f in filters if f in known.ratios] or
-                           list(known.ratios.values())))
-    key = {f: known.ratios.get(f, fill) for f in filters}
+    fill = float(np.median(list(levels.values()) or list(known.ratios.values())))
+    key = {f: levels.get(f, fill) for f in filters}
     ordered = sorted(filters, key=lambda f: key[f])   # stable: ties keep the given order
     return ordered if twilight is Twilight.DUSK else ordered[::-1]
 

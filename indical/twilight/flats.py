@@ -42,10 +42,15 @@ class TwilightOptions:
     ramp: str = "predictive"          # or the baselines "ratio", "tyson-gal" (benchmarks)
     rejection: RejectionSettings = RejectionSettings()
     sky_memory: Path | None = None    # learned sensitivities; default beside the trained store
+    filter_order: str = "learn"       # "learn": by sensitivity (learned, else from the names),
+                                      # re-chosen after each filter; "given": as listed
 
     def __post_init__(self) -> None:
         if self.twilight not in ("dusk", "dawn", "next"):
             raise ValueError(f"twilight must be 'dusk', 'dawn' or 'next', got {self.twilight!r}")
+        if self.filter_order not in ("learn", "given"):
+            raise ValueError(f"filter_order must be 'learn' or 'given', got "
+                             f"{self.filter_order!r}")
         if self.ramp not in RAMPS:
             raise ValueError(f"ramp must be one of {', '.join(RAMPS)}, got {self.ramp!r}")
         SunLimits(self.sun_brightest_deg, self.sun_darkest_deg)
@@ -239,14 +244,19 @@ def take_twilight_flats(obs: Session, filters: list[str | None], *, count: int,
     memory = SkyMemory(memory_path)
     key = sky_key(obs)
     known = memory.load(key)
+    learn = options.filter_order == "learn"
     ramp: TwilightRamp = RAMPS[options.ramp](path, twilight, limits, band, exposure,
-                                             known=known, opens_unix=window.opens_unix)
+                                             known=known, opens_unix=window.opens_unix,
+                                             use_names=learn)
     names = {(f or ""): f for f in filters}
-    order = [names[n] for n in order_filters(list(names), known, twilight)]
+    remaining = list(names)
     pointing = _Pointing(obs, site, options)
     try:
-        for name in order:
-            _one_filter(obs, name, count=count, ramp=ramp, band_target=band.target_adu,
+        while remaining:
+            # chosen again after each filter: its frames may have changed what is known
+            n = order_filters(remaining, ramp.known, twilight)[0] if learn else remaining[0]
+            remaining.remove(n)
+            _one_filter(obs, names[n], count=count, ramp=ramp, band_target=band.target_adu,
                         bias=bias, options=options, pointing=pointing, result=result,
                         memory=memory, key=key)
     finally:

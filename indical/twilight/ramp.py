@@ -14,6 +14,7 @@ from indical.twilight.controller import (ExposureRange, FitSettings, RateSample,
                                          Sensitivities, SkyModel, Verdict, first_fit_time,
                                          fit_sky, level_for, log_rate_function, plan_exposure,
                                          prior_shape, rate_at_mid, saturated_bound_level)
+from indical.twilight.filter_prior import prior_log_sensitivity
 from indical.twilight.window import SunLimits, SunPath, SunState, Twilight, sun_state, sun_window
 
 
@@ -56,6 +57,7 @@ class TwilightRamp:
     bounds: dict[str, float] = field(default_factory=dict)   # lower bounds from saturated frames
     leads_s: list[float] = field(default_factory=list)       # decision -> exposure start
     opens_unix: float | None = None   # when this twilight's window opens (None: from the sun now)
+    use_names: bool = True            # a filter's name as a prior for its sensitivity
 
     def __post_init__(self) -> None:
         # the slope learned in earlier runs is tonight's prior (Patat's shape when none)
@@ -78,9 +80,14 @@ class TwilightRamp:
                 level = bound   # a saturated frame says the sky is brighter than we thought
             return log_rate_function(level, slope, self.path), True
         if model is not None and model.last_filter is not None:
-            # a filter never measured: guess it as sensitive as the one measured last (one
-            # frame then measures it; far better than a probe at the range's end)
+            # a filter never measured: guess it as sensitive as the one measured last, scaled
+            # by what the two names say (one frame then measures it; far better than a probe
+            # at the range's end)
             guess = model.levels[model.last_filter]
+            mine, theirs = prior_log_sensitivity(filter_name), \
+                prior_log_sensitivity(model.last_filter)
+            if self.use_names and mine is not None and theirs is not None:
+                guess += mine - theirs
             if bound is not None:
                 guess = max(guess, bound)
             return log_rate_function(guess, model.slope, self.path), False
