@@ -282,6 +282,25 @@ def _scaled(o: Observation, exposure_s: float) -> Observation:
                        o.brightness)
 
 
+#: How much shorter than the search exposure a saturated first frame's step is measured again
+#: (down to the floor).
+SHORT_FACTOR = 20.0
+
+
+def _short_probe(raw: list[Observation], exposure_s: float,
+                 limits: ExposureLimits) -> Measure | None:
+    """A first frame that saturated: its step again at a short exposure. In band, that is the
+    first flat; lit, the level says whether an exposure within the limits will do (one more
+    frame); still too bright, the search goes on as from a saturated frame."""
+    if len(raw) != 1 or not raw[0].saturated:
+        return None
+    short_s = limits.clamp(max(limits.min_exposure_s, exposure_s / SHORT_FACTOR))
+    if short_s >= raw[0].exposure_s:
+        return None
+    return Measure(short_s, raw[0].brightness,
+                   why="saturated: the same step at a short exposure gives its level")
+
+
 def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: ExposureLimits,
                     observations: list[Observation], first_brightness: int | None = None,
                     window: ExposureWindow | None = None) -> BrightnessDecision:
@@ -299,15 +318,26 @@ def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: 
         return Accept(last.exposure_s, last.brightness)
     taken = len(observations)
     floor = dark_floor_adu(band)
+    raw = observations
     observations = consistent([_scaled(o, exposure_s) for o in observations], floor)
     if window is not None and taken < limits.max_exposures:
+        short = _short_probe(raw, exposure_s, limits)
+        if short is not None:
+            return short
         trim = window_trim(observations, band, window, limits)
-        if trim is None and taken >= WIDEN_AFTER:
+        shorter = {o.brightness for o in raw if o.exposure_s < exposure_s}
+        if trim is None and (taken >= WIDEN_AFTER or shorter):
             trim = window_trim(observations, band,
                                ExposureWindow(limits.min_exposure_s, limits.max_exposure_s),
                                limits)
         if trim is not None:
             return trim
+        # a step measured short because it saturated and still too bright for any exposure
+        # counts as saturated, a bound, as before: near a panel's dark edge one level predicts
+        # the curve poorly (interpolating from it lands in the dark range)
+        observations = [Observation(o.exposure_s, o.level_adu, True, o.brightness)
+                        if o.brightness in shorter and o.level_adu > band.high_adu else o
+                        for o in observations]
     lo, hi = _bracket(observations, band)
     end = _range_end(lo, hi, band, steps, limits)
     # at the cap, a refusal the frames already prove still gives its reason

@@ -183,7 +183,8 @@ def find_settings(obs: Session, search: _Search, *, dim: bool, exposure_s: float
         # (the level is proportional to the exposure).
         obs.say(f"  {d.why}: brightness {d.brightness}, trimming the exposure")
         seed = [o for o in observations if o.brightness == d.brightness]
-        seed.append(search.shoot(d.brightness, limits.clamp(d.exposure_s), "trim"))
+        if not any(o.exposure_s == limits.clamp(d.exposure_s) for o in seed):
+            seed.append(search.shoot(d.brightness, limits.clamp(d.exposure_s), "trim"))
         found = _exposure_search(search, limits, d.brightness, seed, d.exposure_s)
         if not isinstance(found, Refuse):
             return found

@@ -268,3 +268,38 @@ def test_panel_too_bright_at_the_edge_of_its_dark_range_is_refused_as_too_bright
     unlit = [e["brightness"] for e in searches if e["level"] <= 5]
     assert min(lit) > 319 and max(unlit) <= 319
     assert not panel_on
+
+
+def test_on_off_panel_exposure_range_bounds_the_search(tmp_path):
+    """EXPOSURE_RANGE_S on an on/off panel: flats inside it, or a refusal naming it."""
+    spec = rig_spec(panel="dimmable = false")
+    result, _ = run(tmp_path / "wide", spec, sequence="relay_panel_flats.py",
+                    EXPOSURE_RANGE_S=(0.001, 30.0))
+    assert result.error is None, result.error
+    used = {h["EXPTIME"] for h in headers(tmp_path / "wide") if h["IMAGETYP"] == "Flat Field"}
+    # the L filter needs far less than a second: a range above that is refused, and says so
+    needed = min(used)
+    result, (panel_on, _) = run(tmp_path / "narrow", spec, sequence="relay_panel_flats.py",
+                                EXPOSURE_RANGE_S=(needed * 20, needed * 40))
+    assert result.error is not None and "too bright" in str(result.error)
+    assert f"{needed * 20:g} s" in str(result.error)
+    assert not panel_on
+
+
+def test_panel_flats_trim_within_the_exposure_range(tmp_path):
+    """A dimmable panel bright enough for every filter: a filter's flats are within
+    EXPOSURE_RANGE_S unless its search needed more than WIDEN_AFTER frames or measured a
+    saturated step short (then the rig's limits are the window), and no filter needs more
+    than five frames."""
+    from indical.sequence.brightness import WIDEN_AFTER
+    result, _ = run(tmp_path, rig_spec(panel="max_flux_e_per_s = 800000.0"), EXPOSURE_S=1.0,
+                    EXPOSURE_RANGE_S=(0.8, 1.25))
+    assert result.error is None, result.error
+    log = list(read_log(tmp_path / "log.jsonl"))
+    for name in ("L", "R", "Ha"):
+        searches = [e for e in log if e["kind"] == "search" and e["filter"] == name]
+        flats = [e for e in log if e["kind"] == "flat" and e["filter"] == name]
+        assert flats and len(searches) <= 5, (name, searches)
+        short = any(e["exposure"] < 1.0 for e in searches[:-1])
+        if len(searches) <= WIDEN_AFTER and not short:
+            assert all(0.8 <= e["exposure"] <= 1.25 for e in flats + searches[-1:]), name
