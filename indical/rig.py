@@ -109,6 +109,8 @@ class _Session:
     site: Site | None
     clock: Clock = field(default_factory=SystemClock)
     shared: dict[str, Any] = field(default_factory=dict)
+    #: what drivers learn that outlives one rig of the same command (servers found unreachable)
+    memo: dict[str, Any] = field(default_factory=dict)
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def on_close(self, callback: Callable[[], None]) -> None:
@@ -189,9 +191,12 @@ class Rig:
         self.disconnect()
 
 
-def open_rig(spec: RigSpec, roles: tuple[str, ...] | None = None) -> Rig:
-    """Connect the devices of a rig (all roles, or those named)."""
-    session = _Session(spec.source, spec.tables, spec.site)
+def open_rig(spec: RigSpec, roles: tuple[str, ...] | None = None, *,
+             memo: dict[str, Any] | None = None) -> Rig:
+    """Connect the devices of a rig (all roles, or those named). Rigs opened with the same
+    `memo` dict share what drivers learn, like a server that could not be reached."""
+    session = _Session(spec.source, spec.tables, spec.site,
+                       memo=memo if memo is not None else {})
     devices: dict[str, Device] = {}
     rig = Rig(spec, devices, session)
     try:

@@ -1,21 +1,31 @@
-"""Camera adapter: exposures through CCD_EXPOSURE, frames from the CCD1 BLOB as FITS."""
+"""Camera adapter: exposures through CCD_EXPOSURE, frames from the CCD1 BLOB as FITS.
+
+The camera is shared with other clients (the imaging program). Opening it changes nothing; an
+exposure waits while another client's exposure runs (a new CCD_EXPOSURE would abort it), sets
+what the frame needs (binning, region, frame type, frames sent to clients), and accepts only its
+own frame. The connection puts every setting back at the end."""
 
 from __future__ import annotations
 
 import io
 import logging
+import zlib
 import time
 import warnings
 from datetime import datetime, timedelta, timezone
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from astropy.io import fits
 
 from indical.drivers.indi.connection import IndiConnection
 from indical.drivers.indi.device import IndiDevice
 from indical.errors import DeviceError, DeviceTimeout, NotSupported
-from indical.frame import Binning, Frame, FrameMeta, FrameType
+from indical.frame import Binning, Frame, FrameMeta, FrameType, Region
 from indical.interfaces import Camera, CameraInfo
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 log = logging.getLogger(__name__)
 # How long to wait for the driver's last CCD_EXPOSURE update after a frame (see
@@ -32,11 +42,20 @@ FRAME_SWITCH = {
 }
 
 
-def decode_fits(data: bytes, device: str) -> tuple[np.ndarray, fits.Header]:
-    """Pixels and header of the first image in a FITS file held in memory.
+def decode_fits(data: bytes, device: str, blob_format: str = ".fits"
+                ) -> tuple[np.ndarray, fits.Header]:
+    """Pixels and header of the first image in a FITS file held in memory: plain, fpack
+    tile-compressed (.fits.fz, what INDI sends with compression on) or zlib-compressed (.z).
 
     A truncated or damaged file raises DeviceError: a frame is returned whole or not at all."""
+    from astropy.io import fits   # only when a frame arrives: `rig check` needs none
+    fmt = (blob_format or ".fits").lower()
+    if not fmt.startswith(".fits"):
+        raise DeviceError(device, "reading the frame", f"the driver sent {fmt!r}, not FITS",
+                          "set the camera's transfer format to FITS")
     try:
+        if fmt.endswith(".z"):
+            data = zlib.decompress(data)
         with warnings.catch_warnings():
             # astropy only warns about truncation and pads with zeros: make it an error
             warnings.simplefilter("error")
@@ -47,9 +66,9 @@ def decode_fits(data: bytes, device: str) -> tuple[np.ndarray, fits.Header]:
                 return np.array(hdu.data), hdu.header.copy()
     except DeviceError:
         raise
-    except (OSError, ValueError, TypeError, Warning) as exc:
+    except (OSError, ValueError, TypeError, zlib.error, Warning) as exc:
         raise DeviceError(device, "reading the frame", f"the driver sent unreadable FITS ({exc})",
-                          "is the camera's compression or a non-FITS format switched on?") from exc
+                          "is a non-FITS format switched on?") from exc
 
 
 class IndiCamera(IndiDevice, Camera):
@@ -57,11 +76,12 @@ class IndiCamera(IndiDevice, Camera):
     driver or the server restarts."""
 
     def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float,
-                 readout_allowance_s: float) -> None:
-        super().__init__(conn, device, timeout_s=timeout_s)
+                 readout_allowance_s: float, busy_timeout_s: float = 300.0) -> None:
+        super().__init__(conn, device, timeout_s=timeout_s, busy_timeout_s=busy_timeout_s)
         self.readout_allowance_s = readout_allowance_s
         self._want: dict[str, object] = {}
         self._busy_after_frames = False  # the driver leaves CCD_EXPOSURE Busy: don't wait
+        self._exposing = False           # an exposure of ours is in flight
         #: perf_counter() times of the last exposure: sent, BLOB arrived, frame decoded.
         self.last_transfer: dict[str, float] = {}
 
@@ -75,19 +95,26 @@ class IndiCamera(IndiDevice, Camera):
                            device=self.name, action="reading the sensor size (CCD_INFO)",
                            hint="is this device a camera?")
         self.conn.enable_blobs(self.name, "CCD1")
-        upload = self._has("UPLOAD_MODE")
-        if upload is not None and not (upload.values.get("UPLOAD_CLIENT")
-                                       or upload.values.get("UPLOAD_BOTH")):
-            serial = self.conn.send_switch(self.name, "UPLOAD_MODE", "UPLOAD_CLIENT")
-            self._settled("UPLOAD_MODE", serial, "sending frames to the client")
-        compression = self._has("CCD_COMPRESSION")
-        if compression is not None:
-            off = next((k for k in ("INDI_DISABLED", "CCD_RAW") if k in compression.values), None)
-            if off is not None and not compression.values[off]:
-                serial = self.conn.send_switch(self.name, "CCD_COMPRESSION", off)
-                self._settled("CCD_COMPRESSION", serial, "turning compression off")
+        # settings asked for before a reconnect or a driver restart are applied again; the
+        # transfer settings are checked before each exposure (never on opening: `rig check`
+        # and other inspections change nothing)
         for key, value in list(self._want.items()):
             getattr(self, f"_apply_{key}")(value)
+
+    def _frames_to_client(self) -> None:
+        """Frames must reach this client as FITS. UPLOAD_LOCAL keeps them on the driver's side
+        and a non-FITS transfer format can't be read: only then change them (put back at the
+        end). Compression is left as it is: compressed FITS is read as it comes."""
+        upload = self._has("UPLOAD_MODE")
+        if upload is not None and upload.values.get("UPLOAD_LOCAL") and \
+                "UPLOAD_CLIENT" in upload.values:
+            serial = self.conn.send_switch(self.name, "UPLOAD_MODE", "UPLOAD_CLIENT")
+            self._settled("UPLOAD_MODE", serial, "sending frames to the client")
+        transfer = self._has("CCD_TRANSFER_FORMAT")
+        if transfer is not None and "FORMAT_FITS" in transfer.values and \
+                not transfer.values["FORMAT_FITS"]:
+            serial = self.conn.send_switch(self.name, "CCD_TRANSFER_FORMAT", "FORMAT_FITS")
+            self._settled("CCD_TRANSFER_FORMAT", serial, "choosing FITS frames")
 
     # ----- capabilities -----
     def _gain_prop(self, what: str) -> tuple[str, str] | None:
@@ -125,9 +152,12 @@ class IndiCamera(IndiDevice, Camera):
 
     # ----- settings -----
     def _apply_binning(self, binning: Binning) -> None:
-        if self._has("CCD_BINNING") is None:
+        p = self._has("CCD_BINNING")
+        if p is None:
             if binning != Binning():
                 raise NotSupported(self.name, "binning")
+            return
+        if (int(p.values["HOR_BIN"]), int(p.values["VER_BIN"])) == (binning.x, binning.y):
             return
         serial = self.conn.send_number(self.name, "CCD_BINNING",
                                        {"HOR_BIN": binning.x, "VER_BIN": binning.y})
@@ -142,12 +172,49 @@ class IndiCamera(IndiDevice, Camera):
         self._apply_binning(binning)
         self._want["binning"] = binning
 
-    def binning(self) -> Binning:
+    def _full_sensor(self) -> Region:
+        ccd = self._prop("CCD_INFO").values
+        return Region(0, 0, int(ccd["CCD_MAX_X"]), int(ccd["CCD_MAX_Y"]))
+
+    def set_region(self, region: Region | None) -> None:
+        """Expose only `region` (unbinned sensor pixels); None for the full sensor, the
+        default."""
         self._ready()
-        p = self._has("CCD_BINNING")
+        full = self._full_sensor()
+        if region is not None and not (0 <= region.x and 0 <= region.y and region.width > 0
+                                       and region.height > 0
+                                       and region.x + region.width <= full.width
+                                       and region.y + region.height <= full.height):
+            raise ValueError(f"{self.name}: region {region} is outside the "
+                             f"{full.width}x{full.height} sensor")
+        self._want["region"] = region
+
+    def region(self) -> Region:
+        """The region the next frame will cover."""
+        self._ready()
+        want = self._want.get("region")
+        return want if isinstance(want, Region) else self._full_sensor()
+
+    def _apply_region(self, region: Region | None) -> None:
+        """Region and binning are set for every frame: another client may have left others."""
+        region = region or self._full_sensor()
+        p = self._has("CCD_FRAME")
         if p is None:
-            return Binning()
-        return Binning(int(p.values["HOR_BIN"]), int(p.values["VER_BIN"]))
+            if region != self._full_sensor():
+                raise NotSupported(self.name, "sub-frames")
+            return
+        want = {"X": region.x, "Y": region.y, "WIDTH": region.width, "HEIGHT": region.height}
+        if all(int(round(p.values.get(k, -1))) == v for k, v in want.items()):
+            return
+        serial = self.conn.send_number(self.name, "CCD_FRAME", want)
+        self._settled("CCD_FRAME", serial, f"choosing the region {region.width}x{region.height}"
+                      f" at {region.x},{region.y}")
+
+    def binning(self) -> Binning:
+        """The binning of the next frame: as asked, else 1x1, whatever another client left."""
+        self._ready()
+        want = self._want.get("binning")
+        return want if isinstance(want, Binning) else Binning()
 
     def _apply_level(self, what: str, value: float) -> None:
         where = self._gain_prop(what)
@@ -228,6 +295,9 @@ class IndiCamera(IndiDevice, Camera):
 
     # ----- exposing -----
     def abort(self) -> None:
+        """Abort indical's own exposure; another client's is left alone."""
+        if not self._exposing:
+            return
         try:
             if self._has("CCD_ABORT_EXPOSURE") is not None and self.conn.connected:
                 self.conn.send_switch(self.name, "CCD_ABORT_EXPOSURE", "ABORT")
@@ -249,44 +319,106 @@ class IndiCamera(IndiDevice, Camera):
         if not lo <= exposure_s <= hi:
             raise ValueError(f"{self.name}: exposure {exposure_s:g} s outside {lo:g}-{hi:g} s")
         timeout = self.default_timeout_s(exposure_s) if timeout_s is None else timeout_s
-        self._set_frame_type(frame_type)
         action = f"exposing {exposure_s:g} s"
+        self._wait_idle(action)
+        self._frames_to_client()
+        self._set_frame_type(frame_type)
+        binning = self.binning()
+        self._apply_binning(binning)
+        region = self.region()
+        self._apply_region(region)
+        want_w, want_h = region.width // binning.x, region.height // binning.y
         conn, key = self.conn, (self.name, "CCD1")
         with conn.cond:
-            before = conn.blobs[key].serial if key in conn.blobs else 0
             generation = conn.devices.get(self.name)
-        self._exposure_quiet(action)
+        self._wait_idle(action)   # settings take a moment: look again just before exposing
         start = datetime.now(timezone.utc)
         sent = time.perf_counter()
-        serial = conn.send_number(self.name, "CCD_EXPOSURE", {"CCD_EXPOSURE_VALUE": exposure_s})
-
-        def arrived():
-            if conn.devices.get(self.name) != generation:
-                raise DeviceError(self.name, action, "the device left the server during the "
-                                  "exposure (its driver stopped or restarted)",
-                                  "the next exposure waits for it to come back")
-            blob = conn.blobs.get(key)
-            if blob is not None and blob.serial > before:
-                return blob
-            p = conn.props.get((self.name, "CCD_EXPOSURE"))
-            if p is not None and p.serial > serial and p.state == "Alert":
-                raise DeviceError(self.name, action, "the driver reported a failure",
-                                  conn.last_message(self.name) or "see the driver's log")
-            return None
-
+        self._exposing = True
         try:
-            blob = conn.wait_for(arrived, timeout_s=timeout, device=self.name, action=action,
-                                 hint="the frame never arrived; is the camera stuck? "
-                                      "(exposure aborted)")
-        except DeviceTimeout:
-            self.abort()
-            raise
-        data, _header = decode_fits(blob.data, self.name)
+            serial = conn.send_number(self.name, "CCD_EXPOSURE",
+                                      {"CCD_EXPOSURE_VALUE": exposure_s})
+            after = serial
+
+            def arrived():
+                if conn.devices.get(self.name) != generation:
+                    raise DeviceError(self.name, action, "the device left the server during "
+                                      "the exposure (its driver stopped or restarted)",
+                                      "the next exposure waits for it to come back")
+                blob = conn.blobs.get(key)
+                if blob is not None and blob.serial > after:
+                    return blob
+                p = conn.props.get((self.name, "CCD_EXPOSURE"))
+                if p is not None and p.serial > serial and p.state == "Alert":
+                    raise DeviceError(self.name, action, "the driver reported a failure",
+                                      conn.last_message(self.name) or "see the driver's log")
+                return None
+
+            deadline = time.monotonic() + timeout
+            ignored = 0
+            while True:
+                try:
+                    blob = conn.wait_for(arrived, timeout_s=max(0.0, deadline - time.monotonic()),
+                                         device=self.name, action=action,
+                                         hint="the frame never arrived; is the camera stuck? "
+                                              "(exposure aborted)")
+                except DeviceTimeout as exc:
+                    self.abort()
+                    hint = exc.hint + (f"; {ignored} frame(s) of other exposures ignored"
+                                       if ignored else "")
+                    raise DeviceTimeout(self.name, action, timeout, hint) from None
+                # Every client with BLOBs on receives every client's frames. Frames reach us in
+                # the order the driver sent them: one that came before the driver answered our
+                # request belongs to an exposure before ours.
+                if blob.exposure_serial > serial:
+                    break
+                log.info("%s: ignored a frame from an exposure before ours (another client's)",
+                         self.name)
+                ignored += 1
+                after = blob.serial
+        finally:
+            self._exposing = False
+        data, _header = decode_fits(blob.data, self.name, blob.format)
         self._exposure_quiet(action)
+        if data.shape[-2:] != (want_h, want_w):
+            raise DeviceError(self.name, action,
+                              f"the frame is {data.shape[-1]}x{data.shape[-2]} pixels but "
+                              f"{want_w}x{want_h} was asked ({region.width}x{region.height} at "
+                              f"{region.x},{region.y}, binned {binning})",
+                              "the driver or another client changed the frame meanwhile")
         decoded = time.perf_counter()
         self.last_transfer = {"sent_s": sent, "blob_s": blob.received_s, "frame_s": decoded,
                               "exposure_s": exposure_s, "bytes": float(len(blob.data))}
-        return Frame(data, self._meta(frame_type, exposure_s, start))
+        meta = self._meta(frame_type, exposure_s, start)
+        meta = meta.replace(binning=binning, extra={**meta.extra,
+                                                    "XORGSUBF": region.x // binning.x,
+                                                    "YORGSUBF": region.y // binning.y})
+        return Frame(data, meta)
+
+    def _wait_idle(self, action: str) -> None:
+        """Wait while another client's exposure runs: a CCD_EXPOSURE sent now would abort it.
+        Refuses after `busy_timeout_s`."""
+        conn = self.conn
+
+        def exposing() -> bool:
+            p = conn.props.get((self.name, "CCD_EXPOSURE"))
+            if p is None or p.state != "Busy":
+                return False
+            # a driver that leaves the property Busy after frames counts down to 0 and stays
+            return not self._busy_after_frames or p.values.get("CCD_EXPOSURE_VALUE", 0) > 0
+
+        with conn.cond:
+            if not exposing():
+                return
+        log.warning("%s: another client is exposing; waiting up to %g s for its exposure to "
+                    "end", self.name, self.busy_timeout_s)
+        try:
+            conn.wait_for(lambda: not exposing(), timeout_s=self.busy_timeout_s,
+                          device=self.name, action=action)
+        except DeviceTimeout:
+            raise DeviceError(self.name, action, "camera busy: another client is exposing",
+                              f"waited {self.busy_timeout_s:g} s; run indical when the imaging "
+                              "program is idle, or raise busy_timeout_s in the rig file") from None
 
     def _exposure_quiet(self, action: str) -> None:
         """Wait until the driver has said its last word on the previous exposure (CCD_EXPOSURE

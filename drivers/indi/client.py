@@ -47,6 +47,9 @@ class Blob:
     format: str
     received_s: float             # time.perf_counter() at arrival
     serial: int
+    #: serial of the device's last CCD_EXPOSURE update before this BLOB arrived: a frame that
+    #: came before the driver answered an exposure request is not that request's frame
+    exposure_serial: int = 0
 
 
 def copy_property(p: Any, problem: Callable[[Exception], None]
@@ -83,13 +86,14 @@ def copy_property(p: Any, problem: Callable[[Exception], None]
         for w in PyIndi.PropertyBlob(p):
             length = int(w.getBlobLen())
             values[w.getName()] = length
-            if length > 0 and int(w.getSize()) == length:
-                # copy now: the buffer belongs to the library and is reused
+            if length > 0:
+                # A compressed frame announces its uncompressed size, and the library copies
+                # `size` bytes: make it copy what was received. Copy now: the buffer belongs to
+                # the library and is reused.
+                if int(w.getSize()) != length:
+                    w.setSize(length)
                 blobs.append(Blob(device, name, w.getName(), bytes(w.getblobdata()),
                                   w.getFormat(), received, 0))
-            elif length > 0:
-                problem(ValueError(f"{device}.{name}: compressed BLOB ({length} of "
-                                   f"{w.getSize()} bytes) ignored; turn compression off"))
     else:
         return None
     return device, name, kind, state, values, ranges, blobs
@@ -138,23 +142,64 @@ class CallbackClient(PyIndi.BaseClient):
         self._guard("serverDisconnected", lambda: self.owner._server_down(code))
 
 
-def no_delay(port: int) -> None:
-    """Turn off Nagle's algorithm on this process's sockets to `port`.
+def _sockets() -> dict[int, str]:
+    """This process's TCP sockets: file descriptor -> inode link ('socket:[123]')."""
+    found: dict[int, str] = {}
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found  # no /proc
+    for name in names:
+        try:
+            link = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith("socket:"):
+            found[int(name)] = link
+    return found
+
+
+def new_socket_to(port: int, before: dict[int, str]) -> tuple[int, str] | None:
+    """The TCP socket to `port` that appeared since `before` was taken (the one the client
+    library just opened): (fd, inode link), or None where /proc can't tell."""
+    for fd, link in _sockets().items():
+        if before.get(fd) == link:
+            continue
+        try:
+            with socket.socket(fileno=os.dup(fd)) as s:
+                if s.type == socket.SOCK_STREAM and s.family in (socket.AF_INET, socket.AF_INET6) \
+                        and s.getpeername()[1] == port:
+                    return fd, link
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def socket_open(fd: int, link: str) -> bool:
+    """True while descriptor `fd` still refers to the socket `link`."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == link
+    except OSError:
+        return False
+
+
+def no_delay(fd: int) -> None:
+    """Turn off Nagle's algorithm on the client library's socket.
 
     The client library writes a command in several small pieces; with Nagle on, the later pieces
     wait for the server's delayed acknowledgement, about 40 ms per command on Linux."""
     try:
-        names = os.listdir("/proc/self/fd")
+        with socket.socket(fileno=os.dup(fd)) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError:
-        return  # no /proc: commands just take a little longer
-    for name in names:
-        try:
-            fd = int(name)
-            if not os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
-                continue
-            with socket.socket(fileno=os.dup(fd)) as s:
-                if s.type == socket.SOCK_STREAM and s.family in (socket.AF_INET, socket.AF_INET6) \
-                        and s.getpeername()[1] == port:
-                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, ValueError):
-            continue
+        pass
+
+
+def shut(fd: int) -> None:
+    """Shut the client library's socket down, so its reader thread sees the end of the stream,
+    reports the server gone and ends on its own (see IndiConnection.close)."""
+    try:
+        with socket.socket(fileno=os.dup(fd)) as s:
+            s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -8,8 +8,9 @@ from indical.interfaces import Cover, CoverState
 
 
 class IndiCover(IndiDevice, Cover):
-    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float) -> None:
-        super().__init__(conn, device, timeout_s=timeout_s)
+    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float,
+                 busy_timeout_s: float = 300.0) -> None:
+        super().__init__(conn, device, timeout_s=timeout_s, busy_timeout_s=busy_timeout_s)
 
     def _setup(self) -> None:
         self._prop("CAP_PARK")
@@ -20,6 +21,7 @@ class IndiCover(IndiDevice, Cover):
     def _move(self, park: bool, timeout_s: float) -> None:
         self._ready()
         want = "PARK" if park else "UNPARK"
+        self._wait_no_exposure("closing" if park else "opening")
         serial = self.conn.send_switch(self.name, "CAP_PARK", want)
         self._settled("CAP_PARK", serial, "closing" if park else "opening", timeout_s=timeout_s,
                       done=lambda p: p.values.get(want) is True)

@@ -3,10 +3,13 @@ after the server or the driver came back."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from indical.drivers.indi.connection import IndiConnection, Prop
-from indical.errors import DeviceError
+from indical.errors import DeviceError, DeviceTimeout
+
+log = logging.getLogger(__name__)
 
 
 class IndiDevice:
@@ -15,10 +18,13 @@ class IndiDevice:
 
     name: str
 
-    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float) -> None:
+    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float,
+                 busy_timeout_s: float = 300.0) -> None:
         self.conn = conn
         self.name = device
         self.timeout_s = timeout_s
+        #: how long to wait for another client's exposure to end before refusing
+        self.busy_timeout_s = busy_timeout_s
         self._ready_key: tuple[int, int] | None = None
 
     def _setup(self) -> None:
@@ -63,3 +69,27 @@ class IndiDevice:
         if info is not None:
             facts["driver"] = info.values.get("DRIVER_EXEC") or info.values.get("DRIVER_NAME")
         return facts
+
+    def _wait_no_exposure(self, action: str) -> None:
+        """Wait while a camera on this server is exposing (for another client: indical's own
+        exposures are over when a sequence moves a filter, a cover or changes the light), then
+        refuse after `busy_timeout_s`: a light change or a move would spoil that frame."""
+        conn = self.conn
+
+        def exposing() -> list[str]:
+            return [dev for (dev, name), p in conn.props.items()
+                    if name == "CCD_EXPOSURE" and p.state == "Busy"
+                    and p.values.get("CCD_EXPOSURE_VALUE", 0) > 0]
+
+        with conn.cond:
+            cameras = exposing()
+        if not cameras:
+            return
+        log.warning("%s: %s is exposing for another client; waiting up to %g s before %s",
+                    self.name, ", ".join(cameras), self.busy_timeout_s, action)
+        try:
+            conn.wait_for(lambda: not exposing(), timeout_s=self.busy_timeout_s,
+                          device=self.name, action=action)
+        except DeviceTimeout:
+            raise DeviceError(self.name, action, "camera busy: another client is exposing",
+                              f"waited {self.busy_timeout_s:g} s for {', '.join(cameras)}")                from None

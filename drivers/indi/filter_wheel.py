@@ -15,8 +15,9 @@ def _slot_number(element: str) -> int:
 
 
 class IndiFilterWheel(IndiDevice, FilterWheel):
-    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float) -> None:
-        super().__init__(conn, device, timeout_s=timeout_s)
+    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float,
+                 busy_timeout_s: float = 300.0) -> None:
+        super().__init__(conn, device, timeout_s=timeout_s, busy_timeout_s=busy_timeout_s)
 
     def _setup(self) -> None:
         self._prop("FILTER_SLOT")
@@ -45,6 +46,9 @@ class IndiFilterWheel(IndiDevice, FilterWheel):
         count = self._slots()
         if not 1 <= slot <= count:
             raise ValueError(f"{self.name}: no slot {slot}; slots are 1 to {count}")
+        if slot == self.position():
+            return
+        self._wait_no_exposure(f"moving to slot {slot}")
         serial = self.conn.send_number(self.name, "FILTER_SLOT", {"FILTER_SLOT_VALUE": slot})
         self._settled("FILTER_SLOT", serial, f"moving to slot {slot}", timeout_s=timeout_s,
                       done=lambda p: int(round(p.values["FILTER_SLOT_VALUE"])) == slot)

@@ -1,10 +1,15 @@
-"""Light box adapter: FLAT_LIGHT_CONTROL and FLAT_LIGHT_INTENSITY."""
+"""Light box adapter: FLAT_LIGHT_CONTROL and FLAT_LIGHT_INTENSITY.
+
+Real drivers take a brightness in different orders (FIELD_NOTES 12): some refuse one while the
+light is off, some keep it and apply it only when switched on, one forces the maximum when
+switched on. So a brightness asked while the light is off is kept here too, and switching on
+sets the brightness asked again when the driver does not show it."""
 
 from __future__ import annotations
 
 from indical.drivers.indi.connection import IndiConnection
 from indical.drivers.indi.device import IndiDevice
-from indical.errors import DeviceTimeout, NotSupported
+from indical.errors import DeviceError, DeviceTimeout, NotSupported
 from indical.interfaces import LightPanel, PanelInfo
 
 
@@ -15,8 +20,10 @@ PRESET_SETTLE_S = 1.0
 class IndiLightPanel(IndiDevice, LightPanel):
     """A flat panel (or the light of a flip-flat) through its INDI driver."""
 
-    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float) -> None:
-        super().__init__(conn, device, timeout_s=timeout_s)
+    def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float,
+                 busy_timeout_s: float = 300.0) -> None:
+        super().__init__(conn, device, timeout_s=timeout_s, busy_timeout_s=busy_timeout_s)
+        self._wanted: int | None = None   # the brightness last asked for
 
     def _setup(self) -> None:
         self._prop("FLAT_LIGHT_CONTROL")
@@ -40,6 +47,8 @@ class IndiLightPanel(IndiDevice, LightPanel):
 
     def _switch(self, on: bool) -> None:
         self._ready()
+        if on:
+            self._wait_no_exposure("switching the light on")
         want = "FLAT_LIGHT_ON" if on else "FLAT_LIGHT_OFF"
         serial = self.conn.send_switch(self.name, "FLAT_LIGHT_CONTROL", want)
         self._settled("FLAT_LIGHT_CONTROL", serial, f"switching the light {'on' if on else 'off'}",
@@ -47,6 +56,11 @@ class IndiLightPanel(IndiDevice, LightPanel):
 
     def on(self) -> None:
         self._switch(True)
+        wanted = self._wanted
+        if wanted is not None and self._has("FLAT_LIGHT_INTENSITY") is not None \
+                and self.brightness() != wanted:
+            # refused while off, or the driver forced its own value on switching on
+            self._send_brightness(wanted)
 
     def off(self) -> None:
         self._switch(False)
@@ -72,9 +86,23 @@ class IndiLightPanel(IndiDevice, LightPanel):
         if brightness not in levels and brightness != info.max_brightness:
             raise ValueError(f"{self.name}: brightness {brightness} is not one the panel offers "
                              f"({info.min_brightness}-{info.max_brightness} in steps of {info.step})")
+        self._wait_no_exposure(f"setting brightness {brightness}")
         presets = self._has("FLAT_LIGHT_FILTER_INTENSITY") is not None
         if presets:
             self._wait_filter_moves()
+        self._wanted = brightness
+        if not self.is_on():
+            try:
+                return self._send_brightness(brightness)
+            except DeviceError:
+                if self.is_on():
+                    raise
+                # the driver takes a brightness only with the light on: on() sets it
+                return brightness
+        return self._send_brightness(brightness)
+
+    def _send_brightness(self, brightness: int) -> int:
+        presets = self._has("FLAT_LIGHT_FILTER_INTENSITY") is not None
         for attempt in range(3):
             serial = self.conn.send_number(self.name, "FLAT_LIGHT_INTENSITY",
                                            {"FLAT_LIGHT_INTENSITY_VALUE": brightness})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from indical.errors import RigError
+from indical.errors import DeviceError, RigError
 from indical.settings import Setting, positive, read_settings
 
 
@@ -26,8 +26,10 @@ COMMON = [
     Setting("device", str, doc="INDI device name, as the driver announces it", check=_named),
     Setting("timeout_s", float, 10.0, "longest wait for the device to answer a setting",
             check=positive),
-    Setting("connect_timeout_s", float, 5.0, "how long to keep trying to reach the server",
-            check=positive),
+    Setting("connect_timeout_s", float, 2.0, "longest wait for the server to answer a "
+            "connection (a refused one fails at once)", check=positive),
+    Setting("busy_timeout_s", float, 300.0, "longest wait for another client's exposure to end "
+            "before refusing with 'camera busy'", check=positive),
 ]
 
 SCHEMAS: dict[str, list[Setting]] = {
@@ -60,7 +62,16 @@ class IndiDriver:
             connections = session.shared["indi"] = Connections()
             session.on_close(connections.close)
         host, port = parse_server(s["server"])
-        conn = connections.get(host, port, connect_timeout_s=s["connect_timeout_s"])
+        # a server that failed for one role is not tried again for the next, also when a
+        # command opens the roles one by one (rig check): the memo outlives one rig
+        unreachable = session.memo.setdefault("indi unreachable", {})
+        if (host, port) in unreachable:
+            raise unreachable[(host, port)]
+        try:
+            conn = connections.get(host, port, connect_timeout_s=s["connect_timeout_s"])
+        except DeviceError as exc:
+            unreachable[(host, port)] = exc
+            raise
         device = _adapter(role, conn, s)
         device._ready()  # a wrong device name fails here, listing the devices that are there
         return device
@@ -70,14 +81,18 @@ def _adapter(role: str, conn: Any, s: dict[str, Any]):
     if role == "camera":
         from indical.drivers.indi.camera import IndiCamera
         return IndiCamera(conn, s["device"], timeout_s=s["timeout_s"],
-                          readout_allowance_s=s["readout_allowance_s"])
+                          readout_allowance_s=s["readout_allowance_s"],
+                          busy_timeout_s=s["busy_timeout_s"])
     if role == "panel":
         from indical.drivers.indi.light_box import IndiLightPanel
-        return IndiLightPanel(conn, s["device"], timeout_s=s["timeout_s"])
+        return IndiLightPanel(conn, s["device"], timeout_s=s["timeout_s"],
+                              busy_timeout_s=s["busy_timeout_s"])
     if role == "cover":
         from indical.drivers.indi.cover import IndiCover
-        return IndiCover(conn, s["device"], timeout_s=s["timeout_s"])
+        return IndiCover(conn, s["device"], timeout_s=s["timeout_s"],
+                         busy_timeout_s=s["busy_timeout_s"])
     if role == "filter_wheel":
         from indical.drivers.indi.filter_wheel import IndiFilterWheel
-        return IndiFilterWheel(conn, s["device"], timeout_s=s["timeout_s"])
+        return IndiFilterWheel(conn, s["device"], timeout_s=s["timeout_s"],
+                               busy_timeout_s=s["busy_timeout_s"])
     raise RigError("rig", f"[{role}]", "the indi driver does not serve this role")

@@ -26,9 +26,10 @@ def rig_check(rig_file: Path | None) -> None:
     console.print(f"rig: {escape(spec.source)}")
     table = Table("role", "driver", "device", "what it can do")
     failed: list[str] = []
+    memo: dict = {}   # a server that failed for one role is not tried again for the next
     for role in spec.roles:
         try:
-            with open_rig(spec, roles=(role,)) as one:
+            with open_rig(spec, roles=(role,), memo=memo) as one:
                 device = one.devices[role]
                 facts = ", ".join(f"{k}: {v}" for k, v in device.describe().items())
                 table.add_row(role, spec.driver_of(role), escape(device.name), escape(facts))

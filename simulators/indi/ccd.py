@@ -71,6 +71,7 @@ class CcdDriver(P.DriverBase):
         self.seen = Snooped()
         self.exposing = threading.Event()
         self.abort_event = threading.Event()
+        self._exposure_id = 0
         self.frames = 0
         self.temp_c = cfg.ambient_c
         self.setpoint_c: float | None = None
@@ -215,10 +216,6 @@ class CcdDriver(P.DriverBase):
         if not on:
             self.update(vector, state=P.ALERT)
             return
-        if vector is self.compression and on[0] == "INDI_ENABLED":
-            self.update(vector, state=P.ALERT, message="compression is not simulated; "
-                                                        "frames stay uncompressed")
-            return
         for e in vector.elements:
             e.value = e.name == on[0]
         self.update(vector, state=P.OK)
@@ -243,17 +240,23 @@ class CcdDriver(P.DriverBase):
 
     # ----- exposing -----
     def _start_exposure(self, exposure_s: float) -> None:
-        if self.exposing.is_set():
-            self.update(self.exposure, state=P.ALERT, message="an exposure is in progress")
-            return
+        """As INDI's camera base class does, a new exposure aborts the one running, whichever
+        client started it: the old one ends without a frame or a word."""
+        self.abort_event.set()
+        self._exposure_id += 1
+        self.abort_event = threading.Event()
         self.exposing.set()
-        self.abort_event.clear()
         self.exposure["CCD_EXPOSURE_VALUE"].value = exposure_s
         self.update(self.exposure, state=P.BUSY)
-        threading.Thread(target=self._expose, args=(exposure_s,), daemon=True,
-                         name="exposure").start()
+        threading.Thread(target=self._expose, args=(exposure_s, self._exposure_id,
+                                                    self.abort_event),
+                         daemon=True, name="exposure").start()
 
-    def _expose(self, exposure_s: float) -> None:
+    def _current(self, exposure_id: int) -> bool:
+        with self.lock:
+            return exposure_id == self._exposure_id
+
+    def _expose(self, exposure_s: float, exposure_id: int, aborted: threading.Event) -> None:
         try:
             start = datetime.now(timezone.utc)
             t0 = time.monotonic()
@@ -268,14 +271,14 @@ class CcdDriver(P.DriverBase):
                 temp = self.temp_c
             # render while the exposure runs, as a camera integrates while the clock counts
             data = self._render(flux, exposure_s, frame_type, (bx, by), roi, gain, offset, temp)
-            if not self._count_down(t0, exposure_s):
+            if not self._count_down(t0, exposure_s, exposure_id, aborted):
                 return
             if self.cfg.hang:
-                self.abort_event.wait()   # fault injection: the frame never comes
-                self.update(self.exposure, state=P.ALERT, message="exposure aborted")
+                aborted.wait()   # fault injection: the frame never comes
+                self._aborted(exposure_id)
                 return
-            if self.cfg.readout_s and self.abort_event.wait(self.cfg.readout_s):
-                self.update(self.exposure, state=P.ALERT, message="exposure aborted")
+            if self.cfg.readout_s and aborted.wait(self.cfg.readout_s):
+                self._aborted(exposure_id)
                 return
             meta = FrameMeta(frame_type=frame_type, exposure_s=exposure_s, camera=self.device,
                              gain=gain, offset=offset, binning=Binning(bx, by),
@@ -288,17 +291,39 @@ class CcdDriver(P.DriverBase):
             if mode in ("UPLOAD_LOCAL", "UPLOAD_BOTH"):
                 self._save_local(fits_bytes)
             if mode != "UPLOAD_LOCAL":
-                self.ccd1["CCD1"].value = fits_bytes
-                self.update(self.ccd1, state=P.OK)
-                self.ccd1["CCD1"].value = b""
+                element = self.ccd1["CCD1"]
+                if self.compression["INDI_ENABLED"].value is True:
+                    # as INDI cameras do: fpack-compressed FITS, announced with the size the
+                    # frame has uncompressed
+                    element.value, element.blob_format = encode_fits(data, meta, True), ".fits.fz"
+                    element.blob_size = len(fits_bytes)
+                else:
+                    element.value, element.blob_format, element.blob_size = fits_bytes, ".fits", 0
+                with self.lock:
+                    if exposure_id != self._exposure_id:
+                        return   # superseded while reading out: no frame
+                    self.update(self.ccd1, state=P.OK)
+                element.value = b""
             if self.cfg.exposure_ok_delay_s:
                 time.sleep(self.cfg.exposure_ok_delay_s)
-            self.exposure["CCD_EXPOSURE_VALUE"].value = 0.0
-            self.update(self.exposure, state=P.OK)
+            with self.lock:
+                if exposure_id == self._exposure_id:
+                    self.exposure["CCD_EXPOSURE_VALUE"].value = 0.0
+                    self.update(self.exposure, state=P.OK)
         except Exception as exc:
             self.update(self.exposure, state=P.ALERT, message=f"exposure failed: {exc}")
         finally:
-            self.exposing.clear()
+            with self.lock:
+                if exposure_id == self._exposure_id:
+                    self.exposing.clear()
+
+    def _aborted(self, exposure_id: int) -> None:
+        """Say an exposure was aborted, unless a newer one replaced it (then say nothing)."""
+        with self.lock:
+            if exposure_id == self._exposure_id:
+                self.exposure["CCD_EXPOSURE_VALUE"].value = 0.0
+                self.update(self.exposure, state=P.ALERT, message="exposure aborted")
+
 
     def _save_local(self, fits_bytes: bytes) -> None:
         """Keep a copy on the driver's side, as INDI cameras do in UPLOAD_LOCAL/BOTH modes:
@@ -310,20 +335,21 @@ class CcdDriver(P.DriverBase):
         tmp.write_bytes(fits_bytes)
         os.replace(tmp, folder / f"{prefix}.fits")
 
-    def _count_down(self, t0: float, exposure_s: float) -> bool:
+    def _count_down(self, t0: float, exposure_s: float, exposure_id: int,
+                    aborted: threading.Event) -> bool:
         """Report the time left once a second; False when aborted."""
         while True:
             left = exposure_s - (time.monotonic() - t0)
             if left <= 0:
                 return True
-            if self.abort_event.wait(min(left, 1.0)):
-                self.exposure["CCD_EXPOSURE_VALUE"].value = 0.0
-                self.update(self.exposure, state=P.ALERT, message="exposure aborted")
+            if aborted.wait(min(left, 1.0)):
+                self._aborted(exposure_id)
                 return False
             left = max(0.0, exposure_s - (time.monotonic() - t0))
-            if left > 0:
-                self.exposure["CCD_EXPOSURE_VALUE"].value = round(left, 3)
-                self.update(self.exposure, state=P.BUSY)
+            with self.lock:
+                if left > 0 and exposure_id == self._exposure_id:
+                    self.exposure["CCD_EXPOSURE_VALUE"].value = round(left, 3)
+                    self.update(self.exposure, state=P.BUSY)
 
     def _render(self, flux: float, exposure_s: float, frame_type: FrameType,
                 binning: tuple[int, int], roi: list[int], gain: float, offset: float,
@@ -365,11 +391,17 @@ class CcdDriver(P.DriverBase):
                     self.update(vector, state=state)
 
 
-def encode_fits(data: np.ndarray, meta: FrameMeta) -> bytes:
-    """A frame as the bytes of a FITS file, as an INDI camera sends it."""
+def encode_fits(data: np.ndarray, meta: FrameMeta, compressed: bool = False) -> bytes:
+    """A frame as the bytes of a FITS file, as an INDI camera sends it; `compressed`: tile-
+    compressed (Rice, lossless for integers), as fpack writes it."""
     header = meta_to_header(meta)
     buf = io.BytesIO()
-    fits.PrimaryHDU(data=data, header=header).writeto(buf)
+    if compressed:
+        fits.HDUList([fits.PrimaryHDU(),
+                      fits.CompImageHDU(data=data, header=header, compression_type="RICE_1")]
+                     ).writeto(buf)
+    else:
+        fits.PrimaryHDU(data=data, header=header).writeto(buf)
     return buf.getvalue()
 
 

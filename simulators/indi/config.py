@@ -46,7 +46,63 @@ CAMERA_SCHEMA = [s for s in S.ROLE_SCHEMAS["camera"] if s.key != "name"] + [
             "reports CCD_EXPOSURE done (real drivers differ)", check=non_negative),
 ]
 
+# Bits of DRIVER_INFO.DRIVER_INTERFACE
+DUSTCAP, LIGHTBOX, AUX = 512, 1024, 32768
+
+#: Habits of real INDI 2.x panel and cover drivers, read from their sources (FIELD_NOTES 12).
+#: `[flipflat] profile = "NAME"` starts from one; any key set in the table wins over it.
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    # Alnitak Flip-Flat: light control and brightness only with the lid closed; announces its
+    # interfaces once it knows the product (after connecting)
+    "flip-flat": {"max_brightness": 255, "only_parked": True,
+                  "interface_after_connect": DUSTCAP | LIGHTBOX | AUX},
+    "snapcap": {"max_brightness": 255, "cap_abort": True},
+    "pegasus-flatmaster": {"max_brightness": 100, "cover": False, "on_before_brightness": True},
+    # brightness while off is kept and applied when the light goes on; only while parked
+    "rbf-excalibur": {"max_brightness": 3000, "stored_while_off": True, "only_parked": True},
+    "wanderer-v3": {"min_brightness": 1, "max_brightness": 255, "on_forces_max": True},
+    # value while off kept for the next switch-on, 0 switches off; a lid between open and
+    # closed shows both switches off and Idle
+    "wanderer-v4": {"max_brightness": 255, "stored_while_off": True, "zero_is_off": True,
+                    "idle_between": True},
+    "deep-sky-dad-fp": {"max_brightness": 4096},
+    "dragonlight": {"max_brightness": 1, "cover": False, "on_before_brightness": True},
+    "gemini": {"max_brightness": 255, "interface_after_connect": DUSTCAP | LIGHTBOX | AUX},
+    # INDI 2.1.6 and later: a panel that can't dim has no FLAT_LIGHT_INTENSITY
+    "no-dimming": {"dimmable": False, "cover": False},
+    # INDI 2.1.1-2.1.3 made CAP_PARK AtMostOne; CAP_ABORT since 2.1.0
+    "cap-at-most-one": {"park_rule": "AtMostOne", "cap_abort": True},
+}
+
+
+def profile_device(profile: str) -> str:
+    """Device name of a flip-flat started with a profile by its program name."""
+    return f"indical {profile}"
+
+
+def _profile(v: Any) -> str | None:
+    return None if v in PROFILES else f"must be one of {', '.join(PROFILES)}, got {v!r}"
+
+
 FLIPFLAT_SCHEMA = [s for s in S.ROLE_SCHEMAS["panel"] if s.key not in ("name", "on_cover")] + [
+    Setting("profile", str, "default", "habits of a real driver (see PROFILES)", check=_profile),
+    Setting("min_brightness", int, 0, "lowest brightness the driver accepts",
+            check=non_negative),
+    Setting("cover", bool, True, "the device has a lid (CAP_PARK)"),
+    Setting("on_before_brightness", bool, False, "brightness refused while the light is off"),
+    Setting("stored_while_off", bool, False, "brightness set while off is kept, not applied, "
+            "until the light goes on"),
+    Setting("on_forces_max", bool, False, "switching on sets the maximum brightness"),
+    Setting("zero_is_off", bool, False, "brightness 0 switches the light off"),
+    Setting("only_parked", bool, False, "light and brightness only while the lid is closed"),
+    Setting("cap_abort", bool, False, "offers CAP_ABORT"),
+    Setting("park_rule", str, "OneOfMany", "switch rule of CAP_PARK",
+            check=lambda v: None if v in ("OneOfMany", "AtMostOne")
+            else f"must be OneOfMany or AtMostOne, got {v!r}"),
+    Setting("idle_between", bool, False, "a moving lid shows both switches off, Idle"),
+    Setting("interface_after_connect", int, 0, "DRIVER_INTERFACE announced once connected "
+            "(0: the same as before)", check=non_negative),
     Setting("name", str, FLIPFLAT_NAME, "INDI device name"),
     Setting("travel_s", float, 3.0, "time the lid takes to open or close", check=non_negative),
     Setting("closed", bool, False, "lid closed at start"),
@@ -88,6 +144,18 @@ class FlipFlatConfig:
     filter_wheel: str = ""
     filter_presets: tuple[int, ...] = ()
     preset_delay_s: float = 0.2
+    profile: str = "default"
+    min_brightness: int = 0
+    cover: bool = True
+    on_before_brightness: bool = False
+    stored_while_off: bool = False
+    on_forces_max: bool = False
+    zero_is_off: bool = False
+    only_parked: bool = False
+    cap_abort: bool = False
+    park_rule: str = "OneOfMany"
+    idle_between: bool = False
+    interface_after_connect: int = 0
 
 
 def _load(path: str | Path | None) -> tuple[dict[str, Any], str]:
@@ -124,16 +192,35 @@ def camera_config(path: str | Path | None = None) -> CameraConfig:
         exposure_ok_delay_s=s["exposure_ok_delay_s"])
 
 
-def flipflat_config(path: str | Path | None = None) -> FlipFlatConfig:
+def flipflat_config(path: str | Path | None = None, *, profile: str | None = None
+                    ) -> FlipFlatConfig:
+    """The flip-flat's settings; `profile` (from the program's name) overrides the file's and
+    names the device after it."""
     doc, source = _load(path)
-    s = read_settings(doc.get("flipflat", {}), FLIPFLAT_SCHEMA, source=source, section="flipflat")
+    table = dict(doc.get("flipflat", {}))
+    if profile is not None:
+        table["profile"] = profile
+        table["name"] = profile_device(profile)
+    profile = PROFILES.get(table.get("profile", "default"), {})
+    table = {**profile, **table}
+    s = read_settings(table, FLIPFLAT_SCHEMA, source=source, section="flipflat")
+    response = tuple((float(b), float(f)) for b, f in s["response"])
+    if "response" not in table and s["max_brightness"] != 255:
+        # the default curve is for 0-255: stretch it over the driver's range
+        response = tuple((b * s["max_brightness"] / 255.0, f) for b, f in response)
     panel = PanelParams(dimmable=s["dimmable"], max_brightness=s["max_brightness"],
-                        response=tuple((float(b), float(f)) for b, f in s["response"]),
+                        response=response,
                         max_flux_e_per_s=s["max_flux_e_per_s"], pwm_hz=s["pwm_hz"],
                         row_time_s=s["row_time_s"])
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= panel.max_brightness
                for v in s["filter_presets"]):
         raise RigError(source, "[flipflat] filter_presets",
                        f"must be whole numbers from 0 to {panel.max_brightness}")
+    if s["min_brightness"] >= panel.max_brightness:
+        raise RigError(source, "[flipflat] min_brightness", "must be below max_brightness")
     return FlipFlatConfig(s["name"], panel, s["travel_s"], s["closed"], s["filter_wheel"],
-                          tuple(s["filter_presets"]), s["preset_delay_s"])
+                          tuple(s["filter_presets"]), s["preset_delay_s"], s["profile"],
+                          s["min_brightness"], s["cover"], s["on_before_brightness"],
+                          s["stored_while_off"], s["on_forces_max"], s["zero_is_off"],
+                          s["only_parked"], s["cap_abort"], s["park_rule"], s["idle_between"],
+                          s["interface_after_connect"])

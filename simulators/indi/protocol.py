@@ -46,6 +46,7 @@ class Element:
     step: float = 0.0
     format: str = "%g"
     blob_format: str = ".fits"
+    blob_size: int = 0              # size announced for a BLOB when not its length (compressed)
 
 
 @dataclass
@@ -118,7 +119,8 @@ class Vector:
             if only is not None and e.name not in only:
                 continue
             data = e.value if isinstance(e.value, bytes) else b""
-            parts += [f"<oneBLOB{_attrs(name=e.name, size=len(data), format=e.blob_format)}>"
+            size = e.blob_size or len(data)
+            parts += [f"<oneBLOB{_attrs(name=e.name, size=size, format=e.blob_format)}>"
                       .encode("utf-8"), base64.b64encode(data), b"</oneBLOB>"]
         parts.append(b"</setBLOBVector>\n")
         return b"".join(parts)
