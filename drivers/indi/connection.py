@@ -83,6 +83,7 @@ class IndiConnection:
         self.props: dict[tuple[str, str], Prop] = {}
         self.blobs: dict[tuple[str, str], Blob] = {}
         self.devices: dict[str, int] = {}          # name -> generation it appeared in
+        self._defined_at: dict[str, float] = {}    # device -> when it last defined a property
         self.messages: collections.deque[tuple[str, str]] = collections.deque(maxlen=100)
         self.callback_errors: list[str] = []
         self.connected = False
@@ -145,6 +146,8 @@ class IndiConnection:
         device, name, kind, state, values, ranges, blobs = copied
         with self.cond:
             self._serial += 1
+            if (device, name) not in self.props:
+                self._defined_at[device] = time.monotonic()
             self.props[(device, name)] = Prop(device, name, kind, state, values, ranges,
                                               self._serial)
             exposure = self.props.get((device, "CCD_EXPOSURE"))
@@ -266,7 +269,7 @@ class IndiConnection:
 
     def restore(self, *, timeout_s: float = 10.0) -> list[str]:
         """Put every shared property this connection changed back as it was, newest change
-        first (so a device this connection connected is disconnected last). Returns problems."""
+        first, and a device this connection connected disconnected last. Returns problems."""
         if not self.originals:
             return []
         problems: list[str] = []
@@ -276,7 +279,10 @@ class IndiConnection:
             names = ", ".join(f"{d}.{n}" for d, n in self.originals)
             problems.append(f"could not put back {names}: {exc}")
         else:
-            for (device, name), old in reversed(list(self.originals.items())):
+            newest_first = list(reversed(self.originals.items()))
+            # a device this connection connected is disconnected after its settings are back
+            newest_first.sort(key=lambda item: item[0][1] == "CONNECTION")
+            for (device, name), old in newest_first:
                 try:
                     self._put_back(device, name, old, timeout_s)
                 except DeviceError as exc:
@@ -321,6 +327,10 @@ class IndiConnection:
         return self.wait_for(check, timeout_s=timeout_s, device=device, action=action)
 
     # ----- reading -----
+    def props_serial(self) -> int:
+        """Serial of the last update of any property (call under `cond`)."""
+        return self._serial
+
     def prop(self, device: str, name: str) -> Prop | None:
         with self.cond:
             return self.props.get((device, name))
@@ -358,6 +368,18 @@ class IndiConnection:
             with self.cond:
                 there = list(self.devices)
             raise DeviceNotFound(device, f"indiserver {self.address}", there) from None
+
+    def wait_defined(self, device: str, *, quiet_s: float = 0.1, timeout_s: float = 2.0) -> None:
+        """Wait until `device` has defined no new property for `quiet_s` (INDI marks no end of
+        a device's definitions; a setting read before its property arrived would be missed)."""
+        deadline = time.monotonic() + timeout_s
+        with self.cond:
+            while True:
+                now = time.monotonic()
+                since = now - self._defined_at.get(device, 0.0)
+                if since >= quiet_s or now >= deadline:
+                    return
+                self.cond.wait(min(quiet_s - since, deadline - now))
 
     def wait_prop(self, device: str, name: str, *, timeout_s: float) -> Prop:
         return self.wait_for(lambda: self.props.get((device, name)), timeout_s=timeout_s,

@@ -36,6 +36,7 @@ class IndiDevice:
         key = (self.conn.generation, device_generation)
         if key != self._ready_key:
             self.conn.connect_device(self.name, timeout_s=self.timeout_s)
+            self.conn.wait_defined(self.name)
             self._setup()
             self._ready_key = key
 

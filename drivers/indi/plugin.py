@@ -77,6 +77,24 @@ class IndiDriver:
         return device
 
 
+    def discover(self, address: str, *, connect: bool = False
+                 ) -> tuple[list[tuple[str, str, str, bool]], str]:
+        """The devices on an indiserver as (name, driver, what it can do, connected), and the
+        text of a rig file for them."""
+        from datetime import datetime, timezone
+
+        from indical.drivers.indi.connection import parse_server
+        from indical.drivers.indi.discover import discover, rig_text
+        try:
+            host, port = parse_server(address)
+        except ValueError as exc:
+            raise RigError(address, "server", f"must be 'host:port' ({exc})") from None
+        found = discover(host, port, connect=connect)
+        rows = [(d.name, d.driver, ", ".join(d.capabilities), d.connected) for d in found]
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return rows, rig_text(f"{host}:{port}", found, when=when)
+
+
 def _adapter(role: str, conn: Any, s: dict[str, Any]):
     if role == "camera":
         from indical.drivers.indi.camera import IndiCamera

@@ -1,4 +1,4 @@
-"""`indical rig check`."""
+"""`indical rig check` and `indical rig discover`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from indical.cli import console
+from indical.atomic import atomic_file
 from indical.errors import IndicalError
+from indical.plugins import load_driver
 from indical.rig import load_rig, open_rig
 
 
@@ -43,3 +45,35 @@ def rig_check(rig_file: Path | None) -> None:
     if failed:
         raise IndicalError("some roles could not be reached:\n  " + "\n  ".join(failed))
     console.print("[green]all roles reachable[/]")
+
+
+@rig.command("discover")
+@click.argument("server")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the rig file here (default: print it).")
+@click.option("--connect", is_flag=True,
+              help="Connect devices that are not connected, to see what they are (they are "
+                   "disconnected again at the end).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def rig_discover(server: str, output: Path | None, connect: bool, force: bool) -> None:
+    """List the devices on the indiserver at SERVER (host:port) by what they can do, and write
+    a rig file for them. Changes nothing on the server."""
+    plugin = load_driver("indi")
+    rows, text = plugin.discover(server, connect=connect)
+    table = Table("device", "driver", "what it can do", "connected")
+    for name, driver, what, connected in rows:
+        table.add_row(escape(name), escape(driver), escape(what or "-"),
+                      "yes" if connected else "[yellow]no[/]")
+    console.print(table)
+    if any(not connected for *_, connected in rows) and not connect:
+        console.print("Devices that are not connected may not show all they can do: connect "
+                      "them in your imaging program, or run again with --connect.")
+    if output is None:
+        console.print(text, markup=False, highlight=False)
+        return
+    try:
+        with atomic_file(output, text=True, overwrite=force) as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise IndicalError(f"{output}: exists; choose another name or add --force") from None
+    console.print(f"rig file written: {escape(str(output))}")

@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from indi_helpers import open_indi_rig, rig_for, start_server
 from indical.rig import open_rig, parse_rig
-from indical.sequence import run_sequence
+from indical.sequence.engine import run_sequence
 from indical.sequence.trained import TrainedStore
 from indical.simulators.indi.config import CAMERA_NAME, PROFILES, profile_device
 from indical.simulators.indi.server import OUR_CCD, OUR_FLIPFLAT, find_driver

@@ -19,7 +19,7 @@ from indi_helpers import open_indi_rig, rig_for, start_server
 from indical.errors import DeviceError
 from indical.frame import Binning, FrameType
 from indical.rig import open_rig, parse_rig
-from indical.sequence import run_sequence
+from indical.sequence.engine import run_sequence
 from indical.sequence.trained import TrainedStore
 from indical.simulators.indi.config import CAMERA_NAME, FLIPFLAT_NAME
 from indical.simulators.indi.server import OUR_CCD, OUR_FLIPFLAT, free_port
@@ -62,13 +62,13 @@ def setprop(server, *assignments: str) -> None:
 
 def getprops(server, device: str, *names: str) -> dict[str, str]:
     """'PROPERTY.ELEMENT' -> value as the other client reads them."""
+    run = subprocess.run(["indi_getprop", "-p", str(server.port), "-t", "1",
+                          *(f"{device}.{name}.*" for name in names)],
+                         capture_output=True, text=True, timeout=10)
     out: dict[str, str] = {}
-    for name in names:
-        run = subprocess.run(["indi_getprop", "-p", str(server.port), "-t", "2",
-                              f"{device}.{name}.*"], capture_output=True, text=True, timeout=10)
-        for line in run.stdout.splitlines():
-            key, _, value = line.partition("=")
-            out[key.split(".", 1)[1]] = value.strip()
+    for line in run.stdout.splitlines():
+        key, _, value = line.partition("=")
+        out[key.split(".", 1)[1]] = value.strip()
     return out
 
 
@@ -269,3 +269,83 @@ def test_rig_check_exits_cleanly_50_times(server, tmp_path):
     with ThreadPoolExecutor(3) as pool:
         failures = [f for f in pool.map(check, range(50)) if f is not None]
     assert not failures, failures
+
+
+def test_discover_lists_devices_by_capability_and_writes_a_rig(server, tmp_path):
+    """Devices are found by what they can do; the one it had to connect is disconnected again."""
+    setprop(server, f"{WHEEL}.CONNECTION.DISCONNECT=On")
+    rig = tmp_path / "found.toml"
+    run = subprocess.run([str(BIN / "indical"), "rig", "discover", server.address, "--connect",
+                          "-o", str(rig)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for expected in ("camera", "light box", "dust cap", "filter wheel", CAMERA_NAME,
+                     FLIPFLAT_NAME, WHEEL):
+        assert expected in run.stdout, expected
+    assert getprops(server, WHEEL, "CONNECTION")["CONNECTION.DISCONNECT"] == "On"
+    text = rig.read_text()
+    assert f'device = "{CAMERA_NAME}"' in text and f'device = "{WHEEL}"' in text
+    assert text.count(f'device = "{FLIPFLAT_NAME}"') == 2          # panel and cover
+    check = subprocess.run([str(BIN / "indical"), "rig", "check", str(rig)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "all roles reachable" in check.stdout, check.stdout
+    # the file is not overwritten without --force
+    again = subprocess.run([str(BIN / "indical"), "rig", "discover", server.address, "-o",
+                            str(rig)], capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "--force" in again.stderr
+
+
+def test_ctrl_c_puts_everything_back(server, tmp_path):
+    """A real SIGINT to `indical run` in the middle of the flats."""
+    import signal
+    before = imaging_program_settings(server, tmp_path / "imaging")
+    rig = tmp_path / "rig.toml"
+    rig.write_text(rig_text(server))
+    log = tmp_path / "log.jsonl"
+    proc = subprocess.Popen([str(BIN / "indical"), "run", str(ROOT / "sequences" /
+                                                             "panel_flats.py"),
+                             "--rig", str(rig), "--out", str(tmp_path / "frames"), "--log",
+                             str(log), "--store", str(tmp_path / "t.sqlite"),
+                             '--set=FILTERS=["Red"]', "--set=FLATS_PER_FILTER=50",
+                             "--set=EXPOSURE_S=0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (log.exists() and len(log.read_text().splitlines()) >= 3):
+            assert time.monotonic() < deadline, "the run never got going"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert read_back(server) == before
+
+
+def test_settings_are_put_back_after_the_server_came_back(tmp_path):
+    """indiserver restarts mid-run (its drivers start afresh, with their defaults): the run
+    reconnects, and at the end puts back what the imaging program had set before the run."""
+    first = start_server(tmp_path / "first", [OUR_CCD], SIMS)
+    port = first.port
+    again = None
+    try:
+        first.wait_for_devices([CAMERA_NAME])
+        cam = CAMERA_NAME
+        setprop(first, f"{cam}.CONNECTION.CONNECT=On", f"{cam}.CCD_BINNING.HOR_BIN;VER_BIN=2;2",
+                f"{cam}.CCD_FRAME_TYPE.FRAME_DARK=On", f"{cam}.CCD_GAIN.GAIN=120")
+        before = getprops(first, cam, "CCD_BINNING", "CCD_FRAME_TYPE", "CCD_GAIN")
+        with open_indi_rig(first.address, {"camera": cam}) as rig:
+            rig.camera.set_gain(50)
+            rig.camera.expose(0.05, FrameType.FLAT)
+            first.kill()
+            again = start_server(tmp_path / "again", [OUR_CCD], SIMS, port=port)
+            again.wait_for_devices([cam])
+            frame = rig.camera.expose(0.05, FrameType.FLAT)    # reconnects
+            assert frame.data.shape == (240, 320)
+            assert rig.camera.conn.generation == 2
+        assert getprops(again, cam, "CCD_BINNING", "CCD_FRAME_TYPE", "CCD_GAIN") == before
+    finally:
+        first.stop()
+        if again is not None:
+            again.stop()
