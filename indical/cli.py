@@ -6,6 +6,7 @@ import atexit
 import gc
 import importlib
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from indical import __version__
-from indical.errors import IndicalError
+from indical.errors import IndicalError, describe_os_error
 
 # Output for people and for other programs: lines are never broken by rich (soft wrap: a
 # terminal folds long lines itself, and a path stays whole when copied), and when the output is
@@ -50,9 +51,14 @@ _COMMANDS = {
 }
 
 
+def _say_error(text: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False)
+
+
 class _Group(click.Group):
-    """Loads subcommands on demand, and turns indical's own errors into one clear line and
-    exit status 2, not a traceback."""
+    """Loads subcommands on demand, and turns errors into one clear line and exit status 2, not
+    a traceback (unless --debug): indical's own errors as they are, errors of the operating
+    system and of SQLite with the file and what to do, anything else as an internal error."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(_COMMANDS) | set(self.commands))
@@ -66,18 +72,42 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except IndicalError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            sys.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]; devices were left safe")
             sys.exit(130)
+        except Exception as exc:
+            if ctx.meta.get(DEBUG_KEY):
+                raise
+            _say_error(_describe(exc))
+            sys.exit(2)
+
+
+DEBUG_KEY = "indical.debug"
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, IndicalError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    if isinstance(exc, sqlite3.Error):
+        return (f"calibration library: {exc}; if the disk is full free some space, otherwise "
+                "check the library file (indical library sweep)")
+    if isinstance(exc, MemoryError):
+        return "out of memory; lower --memory-limit or close other programs"
+    return (f"internal error ({type(exc).__name__}: {exc}); run again with --debug for the "
+            "traceback and report it")
 
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="indical")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Flat-field calibration for INDI observatories."""
+    ctx.meta[DEBUG_KEY] = debug
 
 
 RIG_OPTION = click.option("--rig", "rig_path", type=click.Path(dir_okay=False, path_type=Path),

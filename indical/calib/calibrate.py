@@ -30,8 +30,8 @@ from indical.calib.match import LightInfo, MasterChoice, MatchRules, choose_mast
 from indical.calib.output import (calibrated_header, is_calibrated_output, output_complete,
                                   output_path, write_calibrated)
 from indical.calib.status import LightStatus, Status
-from indical.errors import FitsError
-from indical.fits.keywords import header_to_meta
+from indical.errors import FitsError, describe_os_error
+from indical.fits.keywords import ExposureError, header_to_meta
 from indical.frame import FrameMeta, FrameType
 from indical.sinks import night_of
 
@@ -165,11 +165,16 @@ class Calibrator:
                                             "calibrate); give the raw light instead")
         try:
             meta = header_to_meta(header)
+        except ExposureError as exc:
+            return LightOutcome(path, Status.FAILED, str(exc))
         except ValueError as exc:
             if not self.options.assume_light:
                 return LightOutcome(path, Status.FAILED, f"no usable header: {exc}; if it is a "
                                                          f"light, say so with --assume-light")
-            meta = header_to_meta(header, frame_type=FrameType.LIGHT)
+            try:
+                meta = header_to_meta(header, frame_type=FrameType.LIGHT)
+            except ExposureError as exc2:
+                return LightOutcome(path, Status.FAILED, str(exc2))
         if meta.frame_type is not FrameType.LIGHT:
             return LightOutcome(path, None, f"not a light frame ({meta.frame_type.value})")
         height, width = image.height, image.width
@@ -226,7 +231,11 @@ class Calibrator:
                 if bits else 1.0
             write_calibrated(out, result, header, bit_depth=bits, scale=scale,
                              sync=self.options.sync_outputs)
-        except (FitsError, OSError) as exc:
+        except OSError as exc:
+            return LightOutcome(path, Status.FAILED,
+                                f"output not written: {describe_os_error(exc, out)}",
+                                missing=choice.missing, **base)
+        except FitsError as exc:
             return LightOutcome(path, Status.FAILED, f"output not written: {exc}",
                                 missing=choice.missing, **base)
         message = "calibrated with " + ", ".join(m.describe() for m in choice.used)

@@ -6,6 +6,7 @@ per-type ages; sky flats recognised by their header) plus the bad pixel maps."""
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
 
 from indical.calib.match import MasterInfo, MasterKind
 from indical.calib.output import master_pixels
@@ -85,9 +87,8 @@ def is_sky_flat(path: Path, sources: list[Path] = ()) -> bool:
     keeps only what all sources share, and the sun altitude changes from frame to frame),
     carries the sun altitude or says sky or twilight."""
     for candidate in [path, *sources]:
-        try:
-            header = fits.getheader(candidate)
-        except (OSError, ValueError):
+        header = _header(candidate)
+        if header is None:
             continue
         text = " ".join(str(header.get(k, "")) for k in ("IMAGETYP", "FLATSRC", "OBJECT")).lower()
         if "SUNALT" in header or "sky" in text or "twilight" in text:
@@ -97,9 +98,8 @@ def is_sky_flat(path: Path, sources: list[Path] = ()) -> bool:
 
 def _header_mid_time(path: Path) -> datetime | None:
     """Middle of DATE-OBS .. DATE-END of a master (the first and last source frame)."""
-    try:
-        header = fits.getheader(path)
-    except (OSError, ValueError):
+    header = _header(path)
+    if header is None:
         return None
     times = []
     for key in ("DATE-OBS", "DATE-END"):
@@ -108,6 +108,17 @@ def _header_mid_time(path: Path) -> datetime | None:
         except (KeyError, ValueError):
             pass
     return _mid_time(times)
+
+
+def _header(path: Path) -> fits.Header | None:
+    """A master's header, or None when it can't be read (a damaged master is reported when
+    its pixels are loaded; astropy's warnings about it would only repeat that)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            return fits.getheader(path)
+    except (OSError, ValueError):
+        return None
 
 
 def _mid_time(times: list[datetime | None]) -> datetime | None:

@@ -28,6 +28,7 @@ the trigger body and the PRAGMAs, which are SQLite's.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -192,10 +193,11 @@ def open_library_db(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LibraryError(path, f"can't create its folder ({exc.strerror or exc})") from exc
+    created = not path.exists()
     try:
         db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
     except sqlite3.Error as exc:
-        raise LibraryError(path, f"can't be opened ({exc})") from exc
+        raise LibraryError(path, _open_problem(path, exc, f"can't be opened ({exc})")) from exc
     try:
         db.execute("PRAGMA journal_mode=WAL")
         # WAL commits stay atomic with NORMAL; only a power cut may lose the last ones
@@ -204,11 +206,29 @@ def open_library_db(path: Path) -> sqlite3.Connection:
         migrate(db, path)
     except sqlite3.DatabaseError as exc:
         db.close()
-        raise LibraryError(path, f"not a usable calibration library ({exc})") from exc
+        if created:  # an empty file made by this failed attempt helps nobody
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        raise LibraryError(path, _open_problem(path, exc, f"not a usable calibration library "
+                                                           f"({exc})")) from exc
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _open_problem(path: Path, exc: sqlite3.Error, otherwise: str) -> str:
+    """Why a library could not be opened, and what to do: SQLite says only 'unable to open
+    database file' for a read-only folder and 'database or disk is full' for a full disk."""
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return ("can't write in its folder (permission denied); the library writes beside its "
+                "database: fix the permissions or give --library elsewhere")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return "can't read and write it (permission denied); fix its permissions"
+    if "full" in str(exc):
+        return "the disk is full; free some space and run again"
+    return otherwise
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -5,7 +5,9 @@ those into skipped entries so one bad file never stops a batch."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -15,7 +17,7 @@ from indical.calib.config import CameraConfig
 from indical.calib.provenance import combines_frames, is_processed_by_another_program
 from indical.calib.rawio import RawImage, open_raw
 from indical.errors import FitsError
-from indical.fits.keywords import header_to_meta
+from indical.fits.keywords import ExposureError, header_to_meta
 from indical.frame import FrameMeta, FrameType
 from indical.sinks import is_rejected_path
 
@@ -118,6 +120,8 @@ def inspect_file(path: Path, *, frame_type: FrameType | None = None) -> FrameRec
         width, height, header = image.width, image.height, image.header
     try:
         meta = header_to_meta(header, frame_type=frame_type)
+    except ExposureError as exc:
+        raise FitsError(path, str(exc)) from exc
     except ValueError as exc:
         raise FitsError(path, f"can't tell what kind of frame this is: {exc}; "
                               "give the type explicitly") from exc
@@ -133,15 +137,40 @@ class IngestReport:
     skipped: list[tuple[Path, str]]
 
 
-def find_fits(paths: Iterable[Path]) -> Iterator[Path]:
-    """FITS files named or found (recursively) in folders, in a stable order."""
+def find_fits(paths: Iterable[Path], *, unreadable: list[tuple[Path, str]] | None = None,
+              empty_ok: bool = False) -> Iterator[Path]:
+    """FITS files named or found (recursively) in folders, in a stable order.
+
+    A folder that can't be listed (permissions) raises FitsError naming it, or, when
+    `unreadable` is a list, is added to it with the reason and the search goes on. A folder
+    named on the command line that holds no FITS file raises FitsError (unless `empty_ok`)."""
     for p in paths:
         p = Path(p)
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and is_fits_name(q)
-                              and not _rejected_by_a_sequence(q, p))
-        else:
+        if not p.is_dir():
             yield p
+            continue
+        found: list[Path] = []
+        problems: list[tuple[Path, str]] = []
+
+        def note(exc: OSError) -> None:
+            problems.append((Path(exc.filename or p), "can't be read (permission denied); "
+                             "fix its permissions or leave it out" if exc.errno == errno.EACCES
+                             else f"can't be read ({exc.strerror or exc})"))
+
+        for folder, dirs, files in os.walk(p, onerror=note):
+            dirs.sort()
+            for name in files:
+                q = Path(folder) / name
+                if is_fits_name(q) and not _rejected_by_a_sequence(q, p) and q.is_file():
+                    found.append(q)
+        if problems and unreadable is None:
+            raise FitsError(*problems[0])
+        if unreadable is not None:
+            unreadable.extend(problems)
+        if not found and not problems and not empty_ok:
+            raise FitsError(p, "no FITS files in it (.fits, .fit, .fts, also compressed); "
+                               "check the folder")
+        yield from sorted(found)
 
 
 def ingest_paths(paths: Iterable[Path], *, frame_type: FrameType | None = None,

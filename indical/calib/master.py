@@ -27,7 +27,8 @@ from indical.calib.combine.options import CombineOptions, TooFewFrames
 from indical.calib.ingest import is_master_header
 from indical.calib.rawio import open_raw
 from indical.errors import FitsError, IndicalError
-from indical.fits.keywords import header_frame_type, header_to_meta, meta_to_header
+from indical.fits.keywords import (ExposureError, header_frame_type, header_to_meta,
+                                   meta_to_header)
 from indical.fits.header import Header, write_image
 from indical.frame import FrameMeta, FrameType
 
@@ -121,6 +122,8 @@ def survey(spec: MasterSpec) -> tuple[FrameType, list[SourceInfo]]:
             kind = spec.frame_type if spec.ignore_type and spec.frame_type else header_types[-1]
             try:
                 meta = header_to_meta(image.header, frame_type=kind or spec.frame_type)
+            except ExposureError as exc:
+                raise FitsError(path, str(exc)) from exc
             except ValueError as exc:
                 raise FitsError(path, f"{exc}; give --type") from exc
             cards = {c.keyword: (c.value, c.comment) for c in image.header.cards
@@ -131,6 +134,7 @@ def survey(spec: MasterSpec) -> tuple[FrameType, list[SourceInfo]]:
     infos = [SourceInfo(i.path, i.meta.replace(frame_type=frame_type), i.width, i.height,
                         i.level_adu, i.cards) for i in infos]
     _check_sizes(infos)
+    _check_exposures(frame_type, infos)
     _check_levels(frame_type, infos)
     try:
         spec.options.check(len(infos))
@@ -170,6 +174,37 @@ def _check_sizes(infos: list[SourceInfo]) -> None:
         lines = [f"{w}x{h}: {', '.join(names)}" for (w, h), names in sorted(sizes.items())]
         raise ShapeMismatch(infos[0].path.parent, "frames of different sizes can't be combined "
                             "(group them with --group size):\n  " + "\n  ".join(lines))
+
+
+# Darks (and dark flats) whose exposures differ by more than this fraction are not one master;
+# the same tolerance `--group exposure` splits them with.
+EXPOSURE_REL_TOL = 0.02
+_NAMES_SHOWN = 4
+
+
+def _check_exposures(kind: FrameType, infos: list[SourceInfo]) -> None:
+    """Refuse darks or dark flats of different exposures, listing each exposure's files: their
+    dark current differs, and a mean of them matches no light or flat."""
+    if kind not in (FrameType.DARK, FrameType.DARKFLAT):
+        return
+    runs: list[list[SourceInfo]] = []
+    for i in sorted(infos, key=lambda i: (i.meta.exposure_s, i.path.name)):
+        if runs and i.meta.exposure_s <= runs[-1][0].meta.exposure_s * (1 + EXPOSURE_REL_TOL) + 1e-9:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    if len(runs) == 1:
+        return
+
+    def names(run: list[SourceInfo]) -> str:
+        shown = ", ".join(i.path.name for i in run[:_NAMES_SHOWN])
+        more = len(run) - _NAMES_SHOWN
+        return shown + (f" and {more} more" if more > 0 else "")
+
+    what = "darks" if kind is FrameType.DARK else "dark flats"
+    listing = "; ".join(f"{run[0].meta.exposure_s:g} s: {names(run)}" for run in runs)
+    raise MasterError(f"{what} of different exposures can't make one master ({listing}); "
+                      "combine each exposure on its own, or use --group exposure")
 
 
 def _check_levels(kind: FrameType, infos: list[SourceInfo]) -> None:
@@ -299,19 +334,29 @@ def build_master(spec: MasterSpec, *,
 
 def write_master(build: MasterBuild, path: Path, *, overwrite: bool = False,
                  rejection_map: Path | None = None) -> Path:
-    """Write the master (float32, no BZERO) atomically; optionally the rejection counts."""
+    """Write the master (float32, no BZERO) atomically; optionally the rejection counts. The
+    map is written first and removed again if the master can't be written, so a failure leaves
+    neither file (nor a temporary one)."""
     header = build.header.copy()
     for key in ("BZERO", "BSCALE"):
         header.pop(key, None)
+    map_written: Path | None = None
     try:
-        with atomic_file(Path(path), overwrite=overwrite) as fh:
-            write_image(fh, build.data, header)
         if rejection_map is not None and build.result.rejected is not None:
             rh = Header()
             rh["IMAGETYP"] = ("Rejection Map", "Values rejected per pixel")
             rh["MASTER"] = (Path(path).name, "Master this map belongs to")
+            existed = Path(rejection_map).exists()
             with atomic_file(Path(rejection_map), overwrite=overwrite) as fh:
                 write_image(fh, build.result.rejected.astype(np.int16), rh)
-    except FileExistsError as exc:
-        raise FitsError(exc.filename or path, "already exists; use --force to overwrite") from None
+            map_written = None if existed else Path(rejection_map)
+        with atomic_file(Path(path), overwrite=overwrite) as fh:
+            write_image(fh, build.data, header)
+    except BaseException as exc:
+        if map_written is not None:
+            map_written.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError):
+            raise FitsError(exc.filename or path, "already exists; use --force to overwrite") \
+                from None
+        raise
     return Path(path)

@@ -4,11 +4,13 @@ extension when any pixel is flagged. Written atomically next to, never over, the
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
 
 from indical import __version__
 from indical.calib.apply import CalibratedLight, scale_to_bit_depth
@@ -115,12 +117,17 @@ def is_calibrated_output(header: fits.Header) -> bool:
 
 def master_pixels(path: Path) -> np.ndarray:
     """A master's pixels as float32, naming the file when it can't be read."""
+    if not Path(path).exists():
+        raise FitsError(path, "master file is gone (moved or deleted); rebuild it (indical "
+                              "library sweep) or remove it from the library")
     try:
-        with fits.open(path, memmap=False) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
-            if hdu is None:
-                raise FitsError(path, "master has no 2-D image")
-            return np.asarray(hdu.data, dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)  # the error below says it all
+            with fits.open(path, memmap=False) as hdul:
+                hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
+                if hdu is None:
+                    raise FitsError(path, "master has no 2-D image")
+                return np.asarray(hdu.data, dtype=np.float32)
     except FitsError:
         raise
     except (OSError, ValueError, TypeError) as exc:

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 
 from indical.cli import console
-from indical.errors import IndicalError
+from indical.errors import IndicalError, check_output_folder
 
 _STYLE = {"calibrated": "green", "failed": "red", "no_masters": "yellow"}
 
@@ -49,11 +49,12 @@ LIBRARY_OPTION = click.option("--library", "library_db", type=click.Path(dir_oka
               show_default=True,
               help="Use the bad pixel map: flag pixels in the FLAGS extension, or also "
                    "replace them from their neighbours.")
-@click.option("--temperature-tol", type=float, default=2.0, show_default=True,
+@click.option("--temperature-tol", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Degrees C a bias or dark may differ from the light.")
-@click.option("--exposure-tol", type=float, default=0.5, show_default=True,
+@click.option("--exposure-tol", type=click.FloatRange(0), default=0.5, show_default=True,
               help="Seconds a CMOS dark's exposure may differ from the light's (or 2 %).")
-@click.option("--flat-floor", type=float, default=0.05, show_default=True,
+@click.option("--flat-floor", type=click.FloatRange(0, 1, max_open=True), default=0.05,
+              show_default=True,
               help="Normalised flat values below this are raised to it and flagged.")
 @click.option("--force", is_flag=True, help="Calibrate again lights already calibrated.")
 @click.option("--assume-light", is_flag=True,
@@ -97,6 +98,8 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
         apply=ApplyOptions(flat_floor=flat_floor), bit_depth_output=integer_output,
         bit_depth=bit_depth, bad_pixels=bad_pixels, force=force, workers=workers,
         sync_outputs=sync_outputs, assume_light=assume_light)
+    if out_dir is not None:
+        check_output_folder(out_dir)
     if any(f is not None for f in (bias_file, dark_file, flat_file, bpm_file)):
         if not lights:
             raise click.UsageError("--bias/--dark/--flat/--bpm need LIGHTS to calibrate")
@@ -125,7 +128,7 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
         if not found:
             console.print("no FITS files in " + ", ".join(escape(str(p)) for p in lights),
                           soft_wrap=True)
-            return
+            sys.exit(1)
         summary = calibrate_paths(library, store, found, options, progress=_show)
     _summarise(summary)
 
@@ -161,7 +164,7 @@ def _calibrate_with_given(lights, options, bias, dark, flat, bpm, allow_mismatch
     if not found:
         console.print("no FITS files in " + ", ".join(escape(str(p)) for p in lights),
                       soft_wrap=True)
-        return
+        sys.exit(1)
     catalogue = MasterCatalogue(given.infos(), loader=given.loader())
     summary = RunSummary()
     for outcome in Calibrator(catalogue, options).run(found):
@@ -181,5 +184,6 @@ def _summarise(summary) -> None:
     if skipped:
         parts.append(f"{skipped} skipped")
     console.print(", ".join(parts))
-    if counts[Status.NO_MASTERS] or counts[Status.FAILED]:
-        sys.exit(1)
+    if counts[Status.NO_MASTERS] or counts[Status.FAILED] or not (
+            counts[Status.CALIBRATED] or summary.already):
+        sys.exit(1)  # something failed, or nothing given was a light

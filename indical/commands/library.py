@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -35,15 +36,18 @@ def library(ctx: click.Context, library_path: Path | None) -> None:
 
 def _policy(min_frames: int, method: str, group_text: str) -> AutoBuildPolicy:
     try:
-        return AutoBuildPolicy(min_frames_for_master=min_frames,
-                               grouping=GroupingOptions.parse(group_text),
+        grouping = GroupingOptions.parse(group_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--group") from None
+    try:
+        return AutoBuildPolicy(min_frames_for_master=min_frames, grouping=grouping,
                                combine=CombineOptions(method=Method(method)))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
 
 _BUILD_OPTIONS = [
-    click.option("--min-frames", type=int, default=10, show_default=True,
+    click.option("--min-frames", type=click.IntRange(2), default=10, show_default=True,
                  help="A group's master is built once it has this many frames."),
     click.option("--combine", "method", type=click.Choice([m.value for m in Method]),
                  default="sigma", show_default=True),
@@ -69,7 +73,8 @@ def _build_due(lib: CalibrationLibrary, policy: AutoBuildPolicy) -> int:
                                 progress=lambda d, t: bar.update(task, completed=d, total=t))
             except IndicalError as exc:
                 failed += 1
-                console.print(f"[red]group {escape(g.label())} failed[/]: {escape(str(exc))}")
+                console.print(f"[red]group {escape(g.label())} failed[/]: {escape(str(exc))}",
+                              soft_wrap=True, highlight=False)
                 continue
         console.print(f"[green]built[/] {escape(Path(m.path).name)} from {m.n_frames} frames "
                       f"({m.method}, precal {escape(m.precal)})")
@@ -78,13 +83,17 @@ def _build_due(lib: CalibrationLibrary, policy: AutoBuildPolicy) -> int:
     return failed
 
 
-def _ingest(lib: CalibrationLibrary, paths: list[Path], kind: FrameType | None):
-    files = list(find_fits(paths))
+def _ingest(lib: CalibrationLibrary, paths: list[Path], kind: FrameType | None, *,
+            empty_ok: bool = False):
+    unreadable: list[tuple[Path, str]] = []
+    files = list(find_fits(paths, unreadable=unreadable, empty_ok=empty_ok))
     with progress_bar() as bar:
         task = bar.add_task("ingesting", total=len(files))
         result = lib.ingest(files, frame_type=kind, progress=lambda p: bar.advance(task))
+    result.skipped[:0] = unreadable
     for path, reason in result.skipped:
-        console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
+        console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}",
+                      soft_wrap=True, highlight=False)
     console.print(f"{len(result.added)} frames added, {len(result.known)} already known, "
                   f"{len(result.skipped)} skipped")
     return result
@@ -99,30 +108,43 @@ def _ingest(lib: CalibrationLibrary, paths: list[Path], kind: FrameType | None):
 @_with_build_options
 @click.pass_obj
 def ingest(db: Path, folders, kind, build, min_frames, method, group_text) -> None:
-    """Index the FITS files in FOLDERS (recursively); bad files are reported and skipped."""
+    """Index the FITS files in FOLDERS (recursively); bad files are reported and skipped (exit
+    status 1 when any was)."""
     policy = _policy(min_frames, method, group_text)
     with CalibrationLibrary(db) as lib:
-        _ingest(lib, list(folders), _TYPES[kind] if kind else None)
+        result = _ingest(lib, list(folders), _TYPES[kind] if kind else None)
         if build and _build_due(lib, policy):
             raise IndicalError("some masters could not be built (see above)")
+    if result.skipped:
+        sys.exit(1)
 
 
 @library.command("sweep")
+@click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_with_build_options
 @click.pass_obj
-def sweep(db: Path, min_frames, method, group_text) -> None:
+def sweep(db: Path, folders, min_frames, method, group_text) -> None:
     """Index frames written but not indexed (after a crash), remove masters written but never
-    indexed, build every due master, report files that went missing."""
+    indexed and temporary files of interrupted writes (in the library and in FOLDERS, e.g.
+    where `indical master -o` or `indical calibrate -o` write), build every due master, report
+    files that went missing."""
+    from indical.atomic import remove_stale_temporaries
     policy = _policy(min_frames, method, group_text)
     with CalibrationLibrary(db) as lib:
+        stale = [p for folder in (lib.frames_dir, lib.masters_dir, *folders)
+                 for p in remove_stale_temporaries(folder)]
+        if stale:
+            console.print(f"[yellow]removed[/] {len(stale)} temporary file(s) left by "
+                          "interrupted writes", highlight=False)
         if lib.frames_dir.exists():
-            _ingest(lib, [lib.frames_dir], None)
+            _ingest(lib, [lib.frames_dir], None, empty_ok=True)
         for path in lib.unindexed_masters():
             path.unlink()
             console.print(f"[yellow]removed[/] {escape(str(path))} (a build interrupted before "
-                          "it was indexed; it is rebuilt below if still due)")
+                          "it was indexed; it is rebuilt below if still due)", soft_wrap=True)
         for path in lib.missing_files():
-            console.print(f"[yellow]missing[/] {escape(path)} (indexed, but the file is gone)")
+            console.print(f"[yellow]missing[/] {escape(path)} (indexed, but the file is gone)",
+                          soft_wrap=True)
         if _build_due(lib, policy):
             raise IndicalError("some masters could not be built (see above)")
 

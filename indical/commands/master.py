@@ -18,7 +18,7 @@ from indical.calib.master import MasterSpec, Precal, build_master, write_master
 from indical.calib.precal import PrecalSpec, PrecalTarget, best_match, load_precal_image
 from indical.cli import console
 from indical.commands.progress import progress_bar
-from indical.errors import IndicalError
+from indical.errors import IndicalError, OutputError, check_output_file, check_output_folder
 from indical.filenames import path_inside
 from indical.frame import FrameType
 
@@ -79,12 +79,47 @@ def _build_one(paths: list[Path], out: Path, *, kind: FrameType | None, options:
     return out
 
 
-def _move_inputs(paths: list[Path], folder: Path) -> None:
-    """Move the inputs after success; refuse before moving anything if a name is taken."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _check_outputs(output: Path, rejection_map: Path | None, inputs: list[Path], *,
+                   force: bool) -> None:
+    """Before any work: the master and the rejection map go to existing writable folders, are
+    two different files, and never replace an input (not even with --force, not through a
+    link)."""
+    check_output_file(output, what="master")
+    if output.exists() and not force:
+        raise OutputError(output, "already exists; use --force to overwrite")
+    if rejection_map is not None:
+        check_output_file(rejection_map, what="rejection map")
+        if rejection_map.exists() and not force:
+            raise OutputError(rejection_map, "already exists; use --force to overwrite")
+        if rejection_map.resolve() == output.resolve():
+            raise OutputError(output, "is named as both the master and the rejection map; "
+                                      "give them two names")
+    sources = {p.resolve() for p in inputs}
+    for out in (output, rejection_map):
+        if out is not None and out.resolve() in sources:
+            raise OutputError(out, "is one of the inputs; choose another name (indical never "
+                                   "writes over a raw frame)")
+
+
+def _open_library(path: Path | None) -> CalibrationLibrary:
+    from indical.calib.library import default_library_path
+    path = Path(path) if path is not None else default_library_path()
+    if not path.is_file():
+        raise IndicalError(f"{path}: no calibration library there; give --library PATH or "
+                           "build one (indical library ingest DIR)")
+    return CalibrationLibrary(path)
+
+
+def _check_free_names(paths: list[Path], folder: Path) -> None:
     taken = [p.name for p in paths if (folder / p.name).exists()]
     if taken:
         raise IndicalError(f"{folder}: already holds {', '.join(taken)}; nothing was moved")
+
+
+def _move_inputs(paths: list[Path], folder: Path) -> None:
+    """Move the inputs after success; refuse before moving anything if a name is taken."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _check_free_names(paths, folder)
     for p in paths:
         shutil.move(str(p), str(folder / p.name))
 
@@ -118,7 +153,8 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
               help="Move the inputs of each master built into this folder.")
 @click.option("--ignore-type", is_flag=True, help="Take --type over the headers' IMAGETYP.")
 @click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-@click.option("--memory-limit", "memory_mb", type=int, default=DEFAULT_MEMORY_LIMIT // 2**20,
+@click.option("--memory-limit", "memory_mb", type=click.IntRange(1),
+              default=DEFAULT_MEMORY_LIMIT // 2**20,
               show_default=True, help="Memory budget in MB.")
 @click.option("--rejection-map", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the number of values rejected per pixel to this file.")
@@ -133,10 +169,16 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
                                  center=center, maxiters=None if maxiters == 0 else maxiters,
                                  clip=clip, percentile_low=percentile_low,
                                  percentile_high=percentile_high)
-        precal_spec = PrecalSpec.parse(precal_text)
-        grouping = GroupingOptions.parse(group_text, min_group=min_group) if group_text else None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    try:
+        precal_spec = PrecalSpec.parse(precal_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--precal") from None
+    try:
+        grouping = GroupingOptions.parse(group_text, min_group=min_group) if group_text else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--group") from None
     if ignore_type and kind is None:
         raise click.UsageError("--ignore-type needs --type")
     if (output is None) == (grouping is None):
@@ -144,8 +186,16 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
     if grouping is not None and out_dir is None:
         raise click.UsageError("--group needs --out-dir")
     paths = list(find_fits(files))
+    if output is not None:
+        _check_outputs(output, rejection_map, paths, force=force)
+    else:
+        check_output_folder(out_dir)
+    if move_inputs is not None:
+        check_output_folder(move_inputs)
+        if output is not None:
+            _check_free_names(paths, move_inputs)
     frame_type = _TYPES[kind] if kind else None
-    library = CalibrationLibrary(library_path) if precal_spec.kind == "library" else None
+    library = _open_library(library_path) if precal_spec.kind == "library" else None
     common = dict(kind=frame_type, options=options, precal_spec=precal_spec, library=library,
                   ignore_type=ignore_type, force=force, memory_limit=memory_mb * 2**20)
     try:
@@ -156,7 +206,8 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
             return
         report = ingest_paths(paths, frame_type=frame_type if ignore_type else None)
         for path, reason in report.skipped:
-            console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
+            console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}",
+                      soft_wrap=True, highlight=False)
         records = [r for r in report.records if frame_type is None or r.meta.frame_type is frame_type]
         groups, small = group_frames(records, grouping)
         for g in small:
@@ -174,7 +225,8 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
                 if move_inputs:
                     _move_inputs(group_paths, move_inputs)
             except IndicalError as exc:  # one bad group does not stop the others
-                console.print(f"[red]group {escape(g.label())} failed[/]: {escape(str(exc))}")
+                console.print(f"[red]group {escape(g.label())} failed[/]: {escape(str(exc))}",
+                              soft_wrap=True, highlight=False)
                 failed.append(g.label())
         if failed:
             raise IndicalError(f"{len(failed)} of {len(groups)} groups failed: {', '.join(failed)}")

@@ -27,9 +27,9 @@ def _bar(have: int, target: int, width: int = 10) -> str:
 @click.option("--ccd", is_flag=True, help="Lights are calibrated CCD-style (bias + scaled dark).")
 @click.option("--bias/--no-bias", default=None,
               help="Ask for bias masters too (default: only with --ccd).")
-@click.option("--days", type=float, default=None,
+@click.option("--days", type=click.FloatRange(0, min_open=True), default=None,
               help="Only lights of the last DAYS days (default: all lights in the library).")
-@click.option("--temperature-tol", type=float, default=2.0, show_default=True,
+@click.option("--temperature-tol", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Degrees C a bias or dark may differ from the light.")
 def needs(library_db, as_json, min_frames, ccd, bias, days, temperature_tol) -> None:
     """What calibration is missing: uncovered light configurations, progress toward masters,

@@ -28,9 +28,13 @@ def report(out_dir, library_db, log_folders, min_frames) -> None:
     from indical.calib.report.page import write_report
     from indical.calib.status import StatusStore
 
+    from indical.errors import check_output_folder
+    check_output_folder(out_dir)
     library = open_library(library_db)
     with library, StatusStore(library.db_path) as store:
         page = write_report(library, store, out_dir,
                             log_folders=list(log_folders) if log_folders else None,
-                            needs_options=NeedsOptions(min_frames=min_frames))
+                            needs_options=NeedsOptions(min_frames=min_frames),
+                            warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}",
+                                                         highlight=False, soft_wrap=True))
     console.print(f"report written: {escape(str(page))}", soft_wrap=True)

@@ -26,9 +26,17 @@ from indical.cli import RIG_OPTION, console, err_console
 def run(sequence_file: Path, rig_path: Path | None, log_path: Path | None, out: Path,
         store_path: Path | None, sets: tuple[str, ...]) -> None:
     """Run SEQUENCE_FILE (a Python file like sequences/panel_flats.py) on a rig."""
+    from indical.errors import check_output_file, check_output_folder
     from indical.rig import load_rig
-    from indical.sequence.engine import parse_override, run_file
+    from indical.sequence.engine import load_sequence, parse_override, run_file
     overrides = dict(parse_override(s) for s in sets)
+    # everything that can be checked is checked before a device moves
+    load_sequence(sequence_file, overrides)
+    check_output_folder(out)
+    if log_path is not None:
+        check_output_file(log_path, what="exposure log")
+    if store_path is not None:
+        check_output_file(store_path, what="trained-settings store")
     spec = load_rig(rig_path)
     console.print(f"running {escape(str(sequence_file))} on {escape(spec.source)}")
     result = run_file(sequence_file, spec, out, log_path=log_path, store_path=store_path,

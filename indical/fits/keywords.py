@@ -160,14 +160,56 @@ def _binning(header: Mapping[str, Any]) -> Binning:
     return Binning(x or 1, y or x or 1)
 
 
+class ExposureError(ValueError):
+    """A header's exposure time is missing, not a number, negative, or given twice with two
+    values: the frame can't be matched or combined by exposure."""
+
+
+# Two exposure keywords in one header may differ by rounding, not more.
+_EXPOSURE_AGREE_REL = 1e-3
+
+
+def header_exposure(header: Mapping[str, Any], kind: FrameType) -> float:
+    """The exposure time in seconds from EXPTIME or EXPOSURE.
+
+    Raises ExposureError saying what is wrong: missing (allowed only for bias frames, which
+    are 0 s by definition), not a number, not finite, negative, or EXPTIME and EXPOSURE
+    disagreeing."""
+    values: list[tuple[str, float]] = []
+    for key in ("EXPTIME", "EXPOSURE"):
+        if key not in header or header[key] is None or header[key] == "":
+            continue
+        raw = header[key]
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ExposureError(f"{key} = {raw!r} is not a number; fix the header") from None
+        if isinstance(raw, bool) or value != value or value in (float("inf"), float("-inf")):
+            raise ExposureError(f"{key} = {raw!r} is not a number; fix the header")
+        if value < 0:
+            raise ExposureError(f"{key} = {raw!r} is negative; fix the header")
+        values.append((key, value))
+    if not values:
+        if kind is FrameType.BIAS:
+            return 0.0
+        raise ExposureError("no exposure time (EXPTIME or EXPOSURE) in the header; add it "
+                            "(the frame can't be matched without it)")
+    (k1, v1), *rest = values
+    for k2, v2 in rest:
+        if abs(v1 - v2) > _EXPOSURE_AGREE_REL * max(v1, v2):
+            raise ExposureError(f"{k1} = {v1:g} but {k2} = {v2:g}; fix the header so they agree")
+    return v1
+
+
 def header_to_meta(header: Mapping[str, Any], *, frame_type: FrameType | None = None) -> FrameMeta:
     """FrameMeta from a header in any of the common dialects.
 
-    Raises ValueError when the frame type can't be determined and none was given."""
+    Raises ValueError when the frame type can't be determined and none was given, and
+    ExposureError (a ValueError) when the exposure time is missing or wrong."""
     kind = frame_type or header_frame_type(header)
     if kind is None:
         raise ValueError(f"unknown frame type (IMAGETYP = {header.get('IMAGETYP')!r})")
-    exposure = _number(header, "EXPTIME", "EXPOSURE")
+    exposure = header_exposure(header, kind)
     gain = _number(header, "GAIN")
     e_per_adu = _number(header, "EGAIN")
     if gain is None and "GAIN" not in header and e_per_adu is None:
@@ -175,7 +217,7 @@ def header_to_meta(header: Mapping[str, Any], *, frame_type: FrameType | None = 
     filt = header.get("FILTER")
     return FrameMeta(
         frame_type=kind,
-        exposure_s=0.0 if exposure is None else exposure,
+        exposure_s=exposure,
         camera=_text(header, "INSTRUME", "CAMERA", "CCDNAME") or "",
         gain=gain,
         offset=_number(header, "OFFSET", "BLKLEVEL", "BLACKLEV"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import math
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -63,8 +64,64 @@ def load_sequence(path: Path, overrides: dict[str, Any] | None = None) -> Module
             settings = [n for n in vars(module) if n.isupper()]
             raise SequenceError(f"{path}: no setting {name!r} to change (settings: "
                                 f"{', '.join(settings) or 'none'})")
-        setattr(module, name, value)
+        setattr(module, name, _checked_override(name, value, getattr(module, name)))
+    cover = getattr(module, "COVER_ON_EXIT", "leave")
+    if cover not in COVER_STATES:
+        raise SequenceError(f"{path}: COVER_ON_EXIT must be 'open', 'closed' or 'leave', "
+                            f"got {cover!r}")
     return module
+
+
+COVER_STATES = ("open", "closed", "leave")
+
+
+def _checked_override(name: str, value: Any, current: Any) -> Any:
+    """`value` for a setting whose value in the file is `current`, if it is of the same kind:
+    a count stays a whole number above 0, a time a number above 0, a Target a Target.
+    Otherwise SequenceError: `--set NAME=VALUE: NAME needs ...`."""
+    shown = value if isinstance(value, str) else repr(value)
+
+    def refuse(need: str) -> SequenceError:
+        return SequenceError(f"--set {name}={shown}: {name} needs {need} (the file has "
+                             f"{current!r})")
+
+    def is_number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise refuse("True or False")
+        return value
+    if isinstance(current, int):
+        floor, need = (1, "a whole number above 0") if current > 0 else \
+            (0, "a whole number, 0 or more") if current == 0 else (None, "a whole number")
+        if not (isinstance(value, int) and not isinstance(value, bool)) \
+                or (floor is not None and value < floor):
+            raise refuse(need)
+        return value
+    if isinstance(current, float):
+        positive = current > 0
+        if not is_number(value) or (positive and value <= 0) or (current == 0 and value < 0):
+            raise refuse("a number above 0" if positive else "a number")
+        return float(value)
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise refuse("a string")
+        return value
+    if current is None:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise refuse("a list of names like ['L', 'R'], a name, or None")
+    if isinstance(current, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            raise refuse("a list like " + repr(list(current)))
+        return type(current)(value)
+    if not isinstance(value, type(current)):
+        raise refuse(f"a {type(current).__name__}, which --set can't make: change it in a "
+                     "copy of the sequence file")
+    return value
 
 
 def parse_override(text: str) -> tuple[str, Any]:

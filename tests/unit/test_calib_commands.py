@@ -61,4 +61,4 @@ def test_calibrate_an_empty_folder_says_so(tmp_path):
     (tmp_path / "empty").mkdir()
     run = CliRunner().invoke(main, ["calibrate", str(tmp_path / "empty"), "--library",
                                     str(tmp_path / "lib" / "library.sqlite")])
-    assert run.exit_code == 0 and "no FITS files in" in run.output
+    assert run.exit_code == 1 and "no FITS files in" in run.output

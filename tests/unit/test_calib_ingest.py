@@ -29,13 +29,14 @@ def _write(path, header_cards, data=None):
      dict(frame_type=FrameType.FLAT, exposure_s=2.5, filter="Ha", offset=40.0, e_per_adu=0.8)),
     ({"IMAGETYP": "DARKFLAT", "EXPTIME": 3.0, "SET-TEMP": -10, "READMODE": "High Gain"},
      dict(frame_type=FrameType.DARKFLAT, setpoint_temp_c=-10.0, readout_mode="High Gain")),
-    ({"IMAGETYP": "FLATDARK", "CCD-TEMP": -9.6, "GAIN": 139},
+    ({"IMAGETYP": "FLATDARK", "EXPOSURE": 2.0, "CCD-TEMP": -9.6, "GAIN": 139},
      dict(frame_type=FrameType.DARKFLAT, sensor_temp_c=-9.6, gain=139.0)),
     ({"IMAGETYP": "Offset", "CCDSUM": "2 2", "CAMERA": "QHY268M"},
      dict(frame_type=FrameType.BIAS, binning=Binning(2, 2), camera="QHY268M")),
     ({"IMAGETYP": "Bias Frame", "BINNING": "3x3", "BAYERPAT": "RGGB"},
      dict(frame_type=FrameType.BIAS, binning=Binning(3, 3), bayer_pattern="RGGB")),
-    ({"IMAGETYP": "Dark Frame", "XBINNING": 2, "YBINNING": 2, "INSTRUME": "ZWO ASI294MM Pro"},
+    ({"IMAGETYP": "Dark Frame", "EXPTIME": 60, "XBINNING": 2, "YBINNING": 2,
+      "INSTRUME": "ZWO ASI294MM Pro"},
      dict(frame_type=FrameType.DARK, binning=Binning(2, 2), camera="ZWO ASI294MM Pro")),
 ])
 def test_header_dialects(tmp_path, cards, expect):
@@ -46,7 +47,7 @@ def test_header_dialects(tmp_path, cards, expect):
 
 def test_unsigned_16_bit_through_bzero(tmp_path):
     data = np.array([[0, 1, 40000, 65535]] * 4, dtype=np.uint16)
-    path = _write(tmp_path / "u16.fits", {"IMAGETYP": "Flat"}, data)
+    path = _write(tmp_path / "u16.fits", {"IMAGETYP": "Flat", "EXPTIME": 1.0}, data)
     assert fits.getheader(path)["BZERO"] == 32768
     record = inspect_file(path)
     assert record.median_adu == pytest.approx(20000.5)
@@ -81,7 +82,7 @@ def test_all_zero_frame(tmp_path):
 
 
 def test_unknown_type_unless_given(tmp_path):
-    path = _write(tmp_path / "what.fits", {"IMAGETYP": "Calibration"})
+    path = _write(tmp_path / "what.fits", {"IMAGETYP": "Calibration", "EXPTIME": 5.0})
     with pytest.raises(FitsError, match=r"what\.fits: can't tell"):
         inspect_file(path)
     assert inspect_file(path, frame_type=FrameType.DARK).meta.frame_type is FrameType.DARK
@@ -101,7 +102,7 @@ def test_masters_and_calibrated_lights_are_not_raw_frames(tmp_path):
     master = _write(tmp_path / "mf.fits", {"IMAGETYP": "Master Flat"})
     calibrated = _write(tmp_path / "l_cal.fits", {"IMAGETYP": "Light Frame",
                                                   "CALIBRAT": "2026-11-21T03:00:00Z"})
-    light = _write(tmp_path / "l.fits", {"IMAGETYP": "Light Frame"})
+    light = _write(tmp_path / "l.fits", {"IMAGETYP": "Light Frame", "EXPTIME": 60.0})
     report = ingest_paths([master, calibrated, light])
     assert [r.path for r in report.records] == [str(light.resolve())]
     reasons = {p.name: reason for p, reason in report.skipped}
@@ -118,3 +119,25 @@ def test_file_sha256_is_the_content_hash_and_names_an_unreadable_file(tmp_path):
         hashlib.sha256((tmp_path / "f.fits").read_bytes()).hexdigest()
     with pytest.raises(FitsError, match="gone.fits.*can't be read"):
         file_sha256(tmp_path / "gone.fits")
+
+
+@pytest.mark.parametrize("cards, problem", [
+    ({"IMAGETYP": "Dark Frame"}, r"no exposure time \(EXPTIME or EXPOSURE\)"),
+    ({"IMAGETYP": "Dark Frame", "EXPTIME": "abc"}, r"EXPTIME = 'abc' is not a number"),
+    ({"IMAGETYP": "Dark Frame", "EXPTIME": -5}, r"EXPTIME = -5 is negative"),
+    ({"IMAGETYP": "Flat Frame", "EXPOSURE": -0.5}, r"EXPOSURE = -0.5 is negative"),
+    ({"IMAGETYP": "Light Frame", "EXPTIME": 1.0, "EXPOSURE": 30.0},
+     r"EXPTIME = 1 but EXPOSURE = 30"),
+])
+def test_a_bad_exposure_is_refused_with_the_reason(tmp_path, cards, problem):
+    """Today's code read a missing or 'abc' exposure as 0 s and stored -5 s as it was."""
+    path = _write(tmp_path / "x.fits", cards)
+    with pytest.raises(FitsError, match=r"x\.fits: " + problem):
+        inspect_file(path)
+    report = ingest_paths([path])
+    assert report.records == [] and len(report.skipped) == 1
+
+
+def test_a_bias_without_exposure_is_0_s(tmp_path):
+    path = _write(tmp_path / "b.fits", {"IMAGETYP": "Bias Frame"})
+    assert inspect_file(path).meta.exposure_s == 0.0

@@ -114,7 +114,9 @@ def test_bad_inputs_each_get_a_status(setup):
     assert store.get(str(headerless.resolve())).status is Status.FAILED
     (assumed,) = calibrate_paths(lib, store, [headerless],
                                  CalibrateOptions(assume_light=True)).outcomes
-    assert assumed.status is Status.NO_MASTERS   # a light now, of a camera with no masters
+    # a light now, but one with no exposure time can't be matched to a dark: refused, saying so
+    assert assumed.status is Status.FAILED
+    assert assumed.message.startswith("no exposure time (EXPTIME or EXPOSURE)")
 
     # a calibrated output given back as a light is refused, not calibrated twice
     good = write_light(tmp, "g.fits", scene, rng)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -50,11 +54,26 @@ def read_exposure_log(path: Path) -> LogFile:
             except json.JSONDecodeError as exc:
                 out.problems.append(f"line {number}: not JSON ({exc.msg})")
                 continue
-            if isinstance(entry, dict) and "exposure" in entry:
-                out.entries.append(entry)
-            else:
+            if not (isinstance(entry, dict) and "exposure" in entry):
                 out.problems.append(f"line {number}: not an exposure entry")
+                continue
+            wrong = [k for k in _NUMBERS if not _is_number(entry.get(k), k == "exposure")]
+            if wrong:
+                out.problems.append(f"line {number}: {wrong[0]} = {entry.get(wrong[0])!r} is "
+                                    "not a number")
+                continue
+            out.entries.append(entry)
     return out
+
+
+# Fields of an exposure entry that the plots read as numbers (None allowed but for exposure).
+_NUMBERS = ("exposure", "level", "target", "brightness")
+
+
+def _is_number(value: object, required: bool) -> bool:
+    if value is None:
+        return not required
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def find_logs(folders: list[Path]) -> list[Path]:
@@ -72,13 +91,43 @@ def _slug(text: str) -> str:
 
 
 def write_report(library, store, out_dir: Path, *, log_folders: list[Path] | None = None,
-                 needs_options: NeedsOptions = NeedsOptions(), max_masters: int = 60) -> Path:
-    """Write OUT_DIR/index.html and OUT_DIR/png/*.png; returns the page's path."""
+                 needs_options: NeedsOptions = NeedsOptions(), max_masters: int = 60,
+                 warn: Callable[[str], None] = lambda message: None) -> Path:
+    """Write OUT_DIR/index.html and OUT_DIR/png/*.png; returns the page's path.
+
+    Everything is written into a temporary folder inside OUT_DIR first and moved into place at
+    the end, so a failure (a full disk) leaves the earlier report as it was and no pictures
+    without a page. Problems in sequence logs are passed to `warn` (and shown on the page)."""
     out_dir = Path(out_dir)
+    made = not out_dir.exists()
+    out_dir.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".report-", suffix=".tmp", dir=out_dir))
+    try:
+        _write_page(library, store, work, log_folders=log_folders,
+                    needs_options=needs_options, max_masters=max_masters, warn=warn)
+        png = out_dir / "png"
+        png.mkdir(exist_ok=True)
+        for old in png.glob("*.png"):  # pictures of an earlier report (superseded masters, ...)
+            old.unlink()
+        for new in sorted((work / "png").iterdir()):
+            os.replace(new, png / new.name)
+        os.replace(work / "index.html", out_dir / "index.html")
+    except BaseException as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if made:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        if isinstance(exc, OSError) and (exc.filename is None or str(work) in str(exc.filename)):
+            raise type(exc)(exc.errno, exc.strerror, str(out_dir)) from exc  # name the report
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return out_dir / "index.html"
+
+
+def _write_page(library, store, out_dir: Path, *, log_folders: list[Path] | None,
+                needs_options: NeedsOptions, max_masters: int,
+                warn: Callable[[str], None]) -> Path:
     png = out_dir / "png"
-    png.mkdir(parents=True, exist_ok=True)
-    for old in png.glob("*.png"):  # pictures of an earlier report (superseded masters, ...)
-        old.unlink()
+    png.mkdir()
     now = datetime.now(timezone.utc)
     sections: list[str] = []
 
@@ -175,6 +224,10 @@ def write_report(library, store, out_dir: Path, *, log_folders: list[Path] | Non
                          f"{accepted} accepted</p><img src=\"png/{name}\" alt=\"exposure log\">")
         for problem in log.problems[:5]:
             parts.append(f"<p class=warn>{escape(path.name)}: {escape(problem)}</p>")
+        if log.problems:
+            more = len(log.problems) - 1
+            warn(f"{path}: {log.problems[0]}" + (f" (and {more} more lines)" if more else "")
+                 + "; those lines are left out of the report")
     if not logs:
         parts.append("<p>No sequence logs (*.jsonl) found.</p>")
     sections.append("".join(parts))
@@ -185,9 +238,7 @@ def write_report(library, store, out_dir: Path, *, log_folders: list[Path] | Non
             f"{now.strftime('%Y-%m-%d %H:%M')} UTC by indical {__version__}</p>"
             + "".join(sections) + "</body></html>")
     page = out_dir / "index.html"
-    tmp = page.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(page)
+    page.write_text(html, encoding="utf-8")
     return page
 
 
