@@ -25,6 +25,11 @@ class FrameType(enum.Enum):
         return self in (FrameType.LIGHT, FrameType.FLAT)
 
 
+# What lit a flat: a flat panel (or dome screen) or the twilight sky. Kept apart everywhere:
+# their illumination differs (a panel's is not the sky's), so one never stands in for the other.
+FLAT_SOURCES = ("PANEL", "SKY")
+
+
 @dataclass(frozen=True)
 class Binning:
     x: int = 1
@@ -73,6 +78,7 @@ class FrameMeta:
     bayer_pattern: str | None = None
     site_lat_deg: float | None = None
     site_lon_deg: float | None = None
+    flat_source: str | None = None      # flats: what lit them, FLAT_SOURCES
     extra: dict[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "FrameMeta":

@@ -34,11 +34,13 @@ class FrameQuery:
     since: datetime | None = None
     temperature_c: float | None = None
     temperature_tol_c: float = 1.0
+    flat_source: str | None = None      # flats: PANEL or SKY (frame.FLAT_SOURCES)
 
     def matches(self, meta: FrameMeta) -> bool:
         if meta.frame_type is not self.frame_type:
             return False
-        for name in ("camera", "filter", "binning", "gain", "offset", "readout_mode"):
+        for name in ("camera", "filter", "binning", "gain", "offset", "readout_mode",
+                     "flat_source"):
             want = getattr(self, name)
             if want is not None and getattr(meta, name) != want:
                 return False

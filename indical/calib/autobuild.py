@@ -21,7 +21,7 @@ from indical.calib.grouping import ConfigKey, Group, GroupingOptions, group_fram
 from indical.calib.ingest import FrameRecord
 from indical.calib.library import CalibrationLibrary, MasterRecord
 from indical.calib.master import MasterSpec, Precal, build_master, write_master
-from indical.calib.precal import PrecalTarget, best_match, load_precal_image
+from indical.calib.precal import DEFAULT_EXPOSURE_TOL, PrecalTarget, choose_precal
 from indical.filenames import path_inside
 from indical.frame import FrameType
 
@@ -37,6 +37,7 @@ class AutoBuildPolicy:
     grouping: GroupingOptions = field(default_factory=GroupingOptions)
     combine: CombineOptions = field(default_factory=CombineOptions)
     flat_precal_from_library: bool = True
+    precal_exposure_tol: float = DEFAULT_EXPOSURE_TOL
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT
 
     def __post_init__(self) -> None:
@@ -55,6 +56,8 @@ def group_key_json(key: ConfigKey) -> str:
     clustering width) are the same master, one superseding the other."""
     d = {name: value for name, value in key.config.to_json().items()
          if name in _FIRST_KEY_FIELDS or value is not None}
+    if key.flat_source is not None:  # keys made before flats had a source stay as they were
+        d["flat_source"] = key.flat_source
     d["frame_type"] = key.frame_type.value
     d["filter"] = key.filter
     d["exposure_s"] = None if key.exposure_s is None else float(f"{key.exposure_s:.4g}")
@@ -86,10 +89,13 @@ def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPoli
     kind = group.key.frame_type
     precal = Precal()
     if kind is FrameType.FLAT and policy.flat_precal_from_library:
-        match = best_match(library.masters(), PrecalTarget(_config(group), group.exposure_s))
-        if match is not None:
-            precal = Precal(image=load_precal_image(Path(match.path)),
-                            description=f"master {match.frame_type.value} {Path(match.path).name}")
+        config = _config(group)
+        choice = choose_precal(library.masters(), PrecalTarget(config, group.exposure_s),
+                               sensor=library.sensor_of(config.camera),
+                               exposure_tol=policy.precal_exposure_tol)
+        if choice is not None:
+            precal = Precal(image=choice.image(), description=choice.description,
+                            reason=choice.reason)
     spec = MasterSpec(paths=[Path(r.path) for r in group.records], frame_type=kind,
                       options=policy.combine, precal=precal, ignore_type=True,
                       memory_limit_bytes=policy.memory_limit_bytes)
@@ -103,7 +109,8 @@ def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPoli
         filter=group.key.filter, exposure_s=build.meta.exposure_s,
         group_key=group_key_json(group.key),
         method=build.result.options.method.value, parameters=build.result.options.parameters(),
-        precal=precal.description, n_frames=len(group.records))
+        precal=precal.description, n_frames=len(group.records), precal_reason=precal.reason,
+        flat_source=group.key.flat_source)
     try:
         return library.add_master(record, [r.id for r in group.records if r.id is not None],
                                   temperature_tol_c=policy.grouping.temp_width_c)

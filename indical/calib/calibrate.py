@@ -5,6 +5,8 @@ can work."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +53,7 @@ class CalibrateOptions:
 
     out_dir: Path | None = None
     ccd: bool = False
+    ccd_cameras: frozenset[str] = frozenset()   # cameras the library says are CCDs
     rules: MatchRules = MatchRules()
     apply: ApplyOptions = ApplyOptions()
     bit_depth_output: bool = False
@@ -118,8 +121,8 @@ class Calibrator:
         self._lock = threading.Lock()
         self._gates: dict[tuple, threading.Lock] = {}
 
-    def _prepare(self, choice: MasterChoice, shape: tuple[int, int]) -> PreparedMasters:
-        key = tuple((m.kind.value, m.id) for m in choice.used)
+    def _prepare(self, choice: MasterChoice, shape: tuple[int, int], ccd: bool) -> PreparedMasters:
+        key = (ccd, *((m.kind.value, m.id) for m in choice.used))
         with self._lock:
             if key in self._prepared:
                 self._prepared.move_to_end(key)
@@ -133,7 +136,7 @@ class Calibrator:
             px = self.catalogue.pixels
             use_bpm = choice.bpm is not None and o.bad_pixels != "off"
             prepared = prepare_masters(
-                shape, mode=DarkMode.CCD if o.ccd else DarkMode.CMOS,
+                shape, mode=DarkMode.CCD if ccd else DarkMode.CMOS,
                 bias=px(choice.bias) if choice.bias else None,
                 dark=px(choice.dark) if choice.dark else None,
                 dark_exposure_s=choice.dark.exposure_s if choice.dark else None,
@@ -184,15 +187,16 @@ class Calibrator:
             + np.float32(image.bzero)   # every 256th pixel: statistics, stored bit depth
         record = _frame_record(path, image, meta, sample)
         given_warnings: list[str] = []
+        ccd = self.options.ccd or meta.camera in self.options.ccd_cameras
         if self.options.given is not None:
             choice, refusal, given_warnings = choose_given(
-                light, self.options.given, self.options.rules, ccd=self.options.ccd,
+                light, self.options.given, self.options.rules, ccd=ccd,
                 allow_mismatch=self.options.allow_mismatch)
             if choice is None:
                 return LightOutcome(path, Status.FAILED, refusal, warnings=tuple(given_warnings),
                                     meta=meta, record=record, night=night)
         else:
-            choice = choose_masters(light, self.catalogue.infos, ccd=self.options.ccd,
+            choice = choose_masters(light, self.catalogue.infos, ccd=ccd,
                                     rules=self.options.rules, now=self.now)
         base = dict(meta=meta, record=record, night=night, choice=choice)
         required = [m for m in choice.missing if not m.startswith("flat")]
@@ -202,7 +206,7 @@ class Calibrator:
                                 missing=choice.missing, **base)
         correct = self.options.bad_pixels == "correct" and choice.bpm is not None
         try:
-            prepared = self._prepare(choice, (height, width))
+            prepared = self._prepare(choice, (height, width), ccd)
             if image.raw.dtype == np.dtype(">i2") and image.bscale == 1.0 and not correct:
                 result = apply_masters_be16(image.raw, image.bzero, meta.exposure_s, prepared)
             else:
@@ -222,7 +226,7 @@ class Calibrator:
             if out.exists() and not overwrite_output and not _ours(out):
                 raise FitsError(out, "exists and is not an indical output; move it or choose "
                                      "another -o")
-            header = calibrated_header(header, choice.used, dark_scaled=self.options.ccd,
+            header = calibrated_header(header, choice.used, dark_scaled=ccd,
                                        light_exposure_s=meta.exposure_s, warnings=warnings,
                                        now=self.now)
             bits = (self.options.bit_depth or meta.bit_depth or 16) \
@@ -340,6 +344,10 @@ def calibrate_paths(library, store, paths: Iterable[Path], options: CalibrateOpt
             summary.already.append(resolved)
             continue
         todo.append(resolved)
+    sensors = library.sensors() if hasattr(library, "sensors") else {}
+    ccds = frozenset(c for c, s in sensors.items() if s == "ccd")
+    if ccds:
+        options = dataclasses.replace(options, ccd_cameras=options.ccd_cameras | ccds)
     calibrator = Calibrator(catalogue, options, now=now)
     for outcome in calibrator.run(todo):
         if outcome.status is not None:

@@ -10,17 +10,19 @@ Tables (see docs/decisions/015-library-schema.md):
 - `frames`: one row per frame file: path (unique), sha256 of the content (unique, so ingesting
   the same file twice is a no-op), type, configuration (camera, readout mode, gain, offset,
   binning, width, height, filter, exposure_s), sensor and set-point temperature, Bayer pattern,
-  DATE-OBS, median and MAD in ADU, ingest time.
+  DATE-OBS, median and MAD in ADU, ingest time, what lit a flat (`flat_source`: PANEL or SKY).
 - `masters`: one row per master file: type, the same configuration columns, its mean
   temperature, `group_key` (JSON of the configuration that defines "the same master"), method and
-  parameters (JSON), precalibration used, number of frames, creation time and `superseded_by`
-  (the id of the master that replaced it; NULL while current). Superseded masters stay recorded.
+  parameters (JSON), precalibration used and why (`precal_reason`), what lit a flat
+  (`flat_source`: PANEL or SKY), number of frames, creation time and `superseded_by` (the id of
+  the master that replaced it; NULL while current). Superseded masters stay recorded.
 - `master_sources`: (master_id, frame_id) links a master to the frames it was built from.
 - `expiry`: per frame type, the age in days after which a master counts as expired.
 - `light_calibration`, `light_masters`: per light, the outcome of calibrating it and which
   masters it used; a trigger marks lights for recalibration when one of those is superseded.
 - `captures`: captures in progress, which sequences report so `indical needs` can show them.
 - `bad_pixel_maps`: bad pixel maps, a master type of their own.
+- `camera_sensors`: per camera, 'cmos' (the default) or 'ccd' (`indical library sensor`).
 
 Times are UTC ISO 8601 text. The SQL is kept to what SQLite and PostgreSQL both accept, except
 the trigger body and the PRAGMAs, which are SQLite's.
@@ -174,13 +176,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 SELECT light_path FROM light_masters WHERE master_id = NEW.id AND kind != 'bpm');
         END""",
     ),
+    # 3: why a flat master's precalibration was chosen; which light made a flat (PANEL or SKY),
+    # so counts, groups and masters keep panel and sky flats apart; each camera's sensor type
+    # (a CCD's flats may take the bias plus a dark scaled by exposure).
+    (
+        "ALTER TABLE masters ADD COLUMN precal_reason TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE masters ADD COLUMN flat_source TEXT",
+        "ALTER TABLE frames ADD COLUMN flat_source TEXT",
+        """CREATE TABLE IF NOT EXISTS camera_sensors (
+            camera TEXT PRIMARY KEY,
+            sensor TEXT NOT NULL CHECK (sensor IN ('cmos', 'ccd'))
+        )""",
+    ),
 )
 
 #: The schema version this indical writes and understands.
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _KNOWN_TABLES = {"frames", "masters", "master_sources", "expiry", "light_calibration",
-                 "light_masters", "captures", "bad_pixel_maps"}
+                 "light_masters", "captures", "bad_pixel_maps", "camera_sensors"}
 
 
 def open_library_db(path: Path) -> sqlite3.Connection:

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 from indical.calib.config import CameraConfig
 from indical.calib.ingest import FrameRecord
 from indical.filenames import safe_name
+from indical.fits.keywords import meta_flat_source
 from indical.frame import FrameType
 
 KEY_NAMES = ("size", "filter", "exposure", "temp")
@@ -66,6 +67,7 @@ class ConfigKey:
     config: CameraConfig
     filter: str | None
     exposure_s: float | None
+    flat_source: str | None = None   # flats: PANEL or SKY, never grouped together
 
     def label(self) -> str:
         """Short human and file-name friendly description (the filter name made safe by
@@ -73,6 +75,8 @@ class ConfigKey:
         parts = [self.frame_type.value]
         if self.filter:
             parts.append(safe_name(self.filter))
+        if self.flat_source:
+            parts.append(self.flat_source.lower())
         if self.exposure_s is not None:
             parts.append(f"{self.exposure_s:g}s")
         c = self.config
@@ -98,7 +102,8 @@ def config_key(record: FrameRecord, options: GroupingOptions) -> ConfigKey:
         config = replace(config, width=None, height=None)
     return ConfigKey(frame_type=kind, config=config,
                      filter=(m.filter or "") if use_filter else None,
-                     exposure_s=m.exposure_s if use_exposure else None)
+                     exposure_s=m.exposure_s if use_exposure else None,
+                     flat_source=meta_flat_source(m) if kind is FrameType.FLAT else None)
 
 
 def cluster_values(values: Sequence[float], width: float) -> list[int]:

@@ -20,15 +20,16 @@ from indical.calib.config import CameraConfig, column_names as config_columns
 from indical.calib.db import LibraryError, open_library_db
 from indical.calib.ingest import FrameRecord, find_fits, inspect_file
 from indical.errors import FitsError
+from indical.fits.keywords import meta_flat_source
 from indical.frame import Binning, FrameMeta, FrameType
 from indical.sinks import FrameQuery
 
 _FRAME_COLS = ("id, path, sha256, frame_type, camera, readout_mode, gain, offset, xbin, ybin, "
                "width, height, filter, exposure_s, sensor_temp_c, setpoint_temp_c, bayer_pattern, "
-               "date_obs, median_adu, mad_adu")
+               "date_obs, median_adu, mad_adu, flat_source")
 _MASTER_FIELDS = ("id", "path", "frame_type", *config_columns(), "filter", "exposure_s",
                   "group_key", "method", "parameters", "precal", "n_frames", "created_at",
-                  "superseded_by")
+                  "superseded_by", "precal_reason", "flat_source")
 _MASTER_COLS = ", ".join(_MASTER_FIELDS)
 
 # Default expiry ages (days): bias drifts slowly, flats change with dust and every filter swap.
@@ -76,6 +77,8 @@ class MasterRecord:
     method: str
     parameters: dict[str, Any] = field(default_factory=dict)
     precal: str = "none"
+    precal_reason: str = ""
+    flat_source: str | None = None
     n_frames: int = 0
     created_at: datetime = field(default_factory=_now)
     superseded_by: int | None = None
@@ -172,12 +175,13 @@ class CalibrationLibrary:
             cur = db.execute(
                 "INSERT INTO frames (path, sha256, frame_type, camera, readout_mode, gain, offset, "
                 "xbin, ybin, width, height, filter, exposure_s, sensor_temp_c, setpoint_temp_c, "
-                "bayer_pattern, date_obs, median_adu, mad_adu, ingested_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "bayer_pattern, date_obs, median_adu, mad_adu, ingested_at, flat_source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.path, record.sha256, m.frame_type.value, m.camera, m.readout_mode, m.gain,
                  m.offset, m.binning.x, m.binning.y, record.width, record.height, m.filter,
                  m.exposure_s, m.sensor_temp_c, m.setpoint_temp_c, m.bayer_pattern, _iso(m.start),
-                 _finite(record.median_adu), _finite(record.mad_adu), _iso(_now())))
+                 _finite(record.median_adu), _finite(record.mad_adu), _iso(_now()),
+                 meta_flat_source(m) if m.frame_type is FrameType.FLAT else None))
             return replace(record, id=cur.lastrowid), True
 
     def ingest(self, paths: Iterable[Path], *, frame_type: FrameType | None = None,
@@ -249,7 +253,8 @@ class CalibrationLibrary:
                "method": master.method,
                "parameters": json.dumps(master.parameters, sort_keys=True),
                "precal": master.precal, "n_frames": master.n_frames,
-               "created_at": _iso(master.created_at)}
+               "created_at": _iso(master.created_at), "precal_reason": master.precal_reason,
+               "flat_source": master.flat_source}
         with self._transaction() as db:
             cur = db.execute(f"INSERT INTO masters ({', '.join(row)}) "
                              f"VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
@@ -295,6 +300,25 @@ class CalibrationLibrary:
         return {i for (i,) in rows}
 
     # -- expiry -------------------------------------------------------------------------------
+    # -- sensor types -------------------------------------------------------------------------
+    def set_sensor(self, camera: str, sensor: str) -> None:
+        """Say whether `camera` has a CMOS or a CCD sensor (how flats are precalibrated when no
+        dark of their exposure exists, and how lights are calibrated)."""
+        if sensor not in ("cmos", "ccd"):
+            raise ValueError(f"sensor must be 'cmos' or 'ccd', got {sensor!r}")
+        with self._transaction() as db:
+            db.execute("INSERT INTO camera_sensors (camera, sensor) VALUES (?, ?) "
+                       "ON CONFLICT (camera) DO UPDATE SET sensor = excluded.sensor",
+                       (camera, sensor))
+
+    def sensor_of(self, camera: str) -> str:
+        """'ccd' or 'cmos' (the default for a camera not set)."""
+        rows = self._query("SELECT sensor FROM camera_sensors WHERE camera = ?", (camera,))
+        return rows[0][0] if rows else "cmos"
+
+    def sensors(self) -> dict[str, str]:
+        return dict(self._query("SELECT camera, sensor FROM camera_sensors ORDER BY camera"))
+
     def set_expiry(self, frame_type: FrameType, max_age_days: float) -> None:
         if not max_age_days > 0:
             raise ValueError(f"expiry age must be positive, got {max_age_days}")
@@ -339,6 +363,9 @@ def _frame_where(query: FrameQuery | None, frame_type: FrameType | None) -> tupl
     if query.since is not None:
         where.append("date_obs IS NOT NULL AND date_obs >= ?")
         params.append(_iso(query.since))
+    if query.flat_source is not None:
+        where.append("flat_source = ?")
+        params.append(query.flat_source)
     if query.temperature_c is not None:
         where.append("ABS(COALESCE(sensor_temp_c, setpoint_temp_c) - ?) <= ?")
         params.extend([query.temperature_c, query.temperature_tol_c])
@@ -347,11 +374,11 @@ def _frame_where(query: FrameQuery | None, frame_type: FrameType | None) -> tupl
 
 def _frame_from_row(row: tuple) -> FrameRecord:
     (fid, path, sha, kind, camera, mode, gain, offset, xbin, ybin, width, height, filt, exp,
-     temp, setp, bayer, date_obs, med, mad) = row
+     temp, setp, bayer, date_obs, med, mad, source) = row
     meta = FrameMeta(frame_type=FrameType(kind), exposure_s=exp, camera=camera, gain=gain,
                      offset=offset, binning=Binning(xbin, ybin), readout_mode=mode,
                      sensor_temp_c=temp, setpoint_temp_c=setp, filter=filt,
-                     start=_time(date_obs), bayer_pattern=bayer)
+                     start=_time(date_obs), bayer_pattern=bayer, flat_source=source)
     return FrameRecord(path=path, sha256=sha, meta=meta, width=width, height=height,
                        median_adu=med if med is not None else float("nan"),
                        mad_adu=mad if mad is not None else float("nan"), id=fid)
@@ -364,4 +391,5 @@ def _master_from_row(row: tuple) -> MasterRecord:
                         exposure_s=r["exposure_s"], group_key=r["group_key"], method=r["method"],
                         parameters=json.loads(r["parameters"]), precal=r["precal"],
                         n_frames=r["n_frames"], created_at=_time(r["created_at"]),
-                        superseded_by=r["superseded_by"], id=r["id"])
+                        superseded_by=r["superseded_by"], precal_reason=r["precal_reason"],
+                        flat_source=r["flat_source"], id=r["id"])

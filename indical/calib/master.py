@@ -28,7 +28,7 @@ from indical.calib.ingest import is_master_header
 from indical.calib.rawio import open_raw
 from indical.errors import FitsError, IndicalError
 from indical.fits.keywords import (ExposureError, header_frame_type, header_to_meta,
-                                   meta_to_header)
+                                   meta_flat_source, meta_to_header)
 from indical.fits.header import Header, write_image
 from indical.frame import FrameMeta, FrameType
 
@@ -57,6 +57,7 @@ class Precal:
     image: np.ndarray | None = None
     pedestal_adu: float = 0.0
     description: str = "none"
+    reason: str = ""          # why this was chosen (a library choice), for header and library
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ def survey(spec: MasterSpec) -> tuple[FrameType, list[SourceInfo]]:
                         i.level_adu, i.cards) for i in infos]
     _check_sizes(infos)
     _check_exposures(frame_type, infos)
+    _check_flat_sources(frame_type, infos)
     _check_levels(frame_type, infos)
     try:
         spec.options.check(len(infos))
@@ -207,6 +209,24 @@ def _check_exposures(kind: FrameType, infos: list[SourceInfo]) -> None:
                       "combine each exposure on its own, or use --group exposure")
 
 
+def _check_flat_sources(kind: FrameType, infos: list[SourceInfo]) -> None:
+    """Refuse panel and sky flats together: their illumination differs, and a master of both
+    matches neither."""
+    if kind is not FrameType.FLAT:
+        return
+    by_source: dict[str, list[str]] = {}
+    for i in infos:
+        source = meta_flat_source(i.meta)
+        if source is not None:
+            by_source.setdefault(source, []).append(i.path.name)
+    if len(by_source) > 1:
+        listing = "; ".join(f"{source}: {', '.join(names[:_NAMES_SHOWN])}"
+                            + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
+                            for source, names in sorted(by_source.items()))
+        raise MasterError(f"panel and sky flats can't make one master ({listing}); combine "
+                          "each on its own, or use --group (it keeps them apart)")
+
+
 def _check_levels(kind: FrameType, infos: list[SourceInfo]) -> None:
     """Catch headers that lie about the type, by exposure and by level against the others."""
     if kind is FrameType.BIAS:
@@ -248,7 +268,13 @@ def combined_meta(kind: FrameType, infos: list[SourceInfo]) -> FrameMeta:
         start=min(starts) if starts else None, end=max(ends) if ends else None,
         e_per_adu=shared("e_per_adu"), pixel_size_um=shared("pixel_size_um"),
         bayer_pattern=shared("bayer_pattern"),
+        flat_source=(_shared_source(infos) if kind is FrameType.FLAT else None),
     )
+
+
+def _shared_source(infos: list[SourceInfo]) -> str | None:
+    sources = {meta_flat_source(i.meta) for i in infos}
+    return sources.pop() if len(sources) == 1 else None
 
 
 def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo],
@@ -266,18 +292,16 @@ def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo
         h[short[name]] = ("none" if value is None else value, f"Combine parameter {name}")
     if meta.frame_type is FrameType.FLAT:
         h["NORMALIZ"] = ("multiplicative", "Frames scaled to a common level, then mean 1")
-        # what lit the flats, kept in the master itself: sources may be moved or deleted,
-        # and sky flats are matched to lights by night, panel flats by age
-        if any(i.meta.sun_altitude_deg is not None for i in infos):
-            h["FLATSRC"] = ("sky", "Twilight sky flats (sources carry SUNALT)")
-        elif any(i.meta.panel_brightness is not None for i in infos):
-            h["FLATSRC"] = ("panel", "Flat panel (sources carry PANELBRT)")
+        # what lit the flats (meta_to_header wrote FLATSRC), kept in the master itself:
+        # sources may be moved or deleted, and sky flats are matched to lights by night
         # long descriptions (a master's file name) continue over CONTINUE cards, without comment
         h["PRECAL"] = ((precal.description, "Subtracted from each flat first")
                        if len(precal.description) <= 36 else precal.description)
         if precal.pedestal_adu:
             h["PEDESTAL"] = (precal.pedestal_adu, "[ADU] Pedestal subtracted")
         h["BUNIT"] = (FLAT_BUNIT, "dimensionless: normalised to mean 1")
+        if precal.reason:
+            h.add_history(f"precalibration chosen: {precal.reason}")
     else:
         h["BUNIT"] = ("ADU", "Pixel unit")
     _carry_shared_cards(h, infos)

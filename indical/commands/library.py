@@ -34,13 +34,15 @@ def library(ctx: click.Context, library_path: Path | None) -> None:
     ctx.obj = library_path or default_library_path()
 
 
-def _policy(min_frames: int, method: str, group_text: str) -> AutoBuildPolicy:
+def _policy(min_frames: int, method: str, group_text: str,
+            precal_exposure_tol: float = 0.05) -> AutoBuildPolicy:
     try:
         grouping = GroupingOptions.parse(group_text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--group") from None
     try:
         return AutoBuildPolicy(min_frames_for_master=min_frames, grouping=grouping,
+                               precal_exposure_tol=precal_exposure_tol,
                                combine=CombineOptions(method=Method(method)))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -53,6 +55,10 @@ _BUILD_OPTIONS = [
                  default="sigma", show_default=True),
     click.option("--group", "group_text", default="size,filter,exposure,temp:2",
                  show_default=True, help="Grouping keys and temperature width."),
+    click.option("--precal-exposure-tol", type=click.FloatRange(0), default=0.05,
+                 show_default=True,
+                 help="Flat masters subtract a dark (flat) only within this fraction of the "
+                      "flats' exposure; else the bias (CMOS) or bias plus scaled dark (CCD)."),
 ]
 
 
@@ -107,10 +113,11 @@ def _ingest(lib: CalibrationLibrary, paths: list[Path], kind: FrameType | None, 
               help="Build the masters of groups that have enough frames.")
 @_with_build_options
 @click.pass_obj
-def ingest(db: Path, folders, kind, build, min_frames, method, group_text) -> None:
+def ingest(db: Path, folders, kind, build, min_frames, method, group_text,
+           precal_exposure_tol) -> None:
     """Index the FITS files in FOLDERS (recursively); bad files are reported and skipped (exit
     status 1 when any was)."""
-    policy = _policy(min_frames, method, group_text)
+    policy = _policy(min_frames, method, group_text, precal_exposure_tol)
     with CalibrationLibrary(db) as lib:
         result = _ingest(lib, list(folders), _TYPES[kind] if kind else None)
         if build and _build_due(lib, policy):
@@ -123,13 +130,13 @@ def ingest(db: Path, folders, kind, build, min_frames, method, group_text) -> No
 @click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_with_build_options
 @click.pass_obj
-def sweep(db: Path, folders, min_frames, method, group_text) -> None:
+def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol) -> None:
     """Index frames written but not indexed (after a crash), remove masters written but never
     indexed and temporary files of interrupted writes (in the library and in FOLDERS, e.g.
     where `indical master -o` or `indical calibrate -o` write), build every due master, report
     files that went missing."""
     from indical.atomic import remove_stale_temporaries
-    policy = _policy(min_frames, method, group_text)
+    policy = _policy(min_frames, method, group_text, precal_exposure_tol)
     with CalibrationLibrary(db) as lib:
         stale = [p for folder in (lib.frames_dir, lib.masters_dir, *folders)
                  for p in remove_stale_temporaries(folder)]
@@ -191,7 +198,9 @@ def import_(db: Path, files, kind) -> None:
 def ls(db: Path, show_all: bool) -> None:
     """Frames by configuration, and masters with their state (current, superseded, expired)."""
     with CalibrationLibrary(db) as lib:
-        counts = Counter((r.meta.frame_type.value, r.meta.camera, r.meta.filter or "",
+        counts = Counter((r.meta.frame_type.value + (f" {r.meta.flat_source.lower()}"
+                                                     if r.meta.flat_source else ""),
+                          r.meta.camera, r.meta.filter or "",
                           f"{r.meta.exposure_s:g}", str(r.meta.binning), f"{r.width}x{r.height}")
                          for r in lib.frames())
         frames = Table("type", "camera", "filter", "exposure s", "binning", "size", "frames",
@@ -203,21 +212,44 @@ def ls(db: Path, show_all: bool) -> None:
                         "state", title="masters", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
         files = []
         for m in lib.masters(include_superseded=show_all):
+            kind = m.frame_type.value + (f" {m.flat_source.lower()}" if m.flat_source else "")
             state = ("superseded" if not m.current else
                      "[yellow]expired[/]" if lib.is_expired(m) else "[green]current[/]")
-            masters.add_row(str(m.id), m.frame_type.value, escape(m.filter or ""),
+            masters.add_row(str(m.id), kind, escape(m.filter or ""),
                             f"{m.exposure_s:g}",
                             "" if m.config.temperature_c is None
                             else f"{m.config.temperature_c:.1f}",
                             str(m.n_frames), m.method, m.created_at.strftime("%Y-%m-%d %H:%M"),
                             state)
-            files.append((m.id, m.path))
+            files.append((m.id, m.path, m.precal if m.frame_type is FrameType.FLAT else "",
+                          m.precal_reason))
         for column in masters.columns:
             column.no_wrap = True
         console.print(masters)
         # file names run long: each on a line of its own, whole, so it can be copied
-        for master_id, path in files:
+        for master_id, path, precal, reason in files:
             console.print(f"{master_id:>4}  {escape(str(path))}", soft_wrap=True, highlight=False)
+            if precal:  # flats: what was subtracted first, and why that
+                console.print(f"      precal: {escape(precal)}"
+                              + (f" ({escape(reason)})" if reason else ""), soft_wrap=True,
+                              highlight=False)
+        sensors = lib.sensors()
+        if sensors:
+            console.print("sensors: " + ", ".join(f"{escape(c)} {s}" for c, s in sensors.items()),
+                          soft_wrap=True, highlight=False)
+
+
+@library.command("sensor")
+@click.argument("camera")
+@click.argument("sensor", type=click.Choice(["cmos", "ccd"]))
+@click.pass_obj
+def sensor(db: Path, camera: str, sensor: str) -> None:
+    """Say that CAMERA (as in INSTRUME) has a CMOS or a CCD SENSOR. CCD flats without a dark
+    flat of their exposure are precalibrated with the bias plus a dark scaled by exposure, and
+    `indical calibrate` scales the dark current of its lights."""
+    with CalibrationLibrary(db) as lib:
+        lib.set_sensor(camera, sensor)
+    console.print(f"{escape(camera)}: {sensor}", highlight=False)
 
 
 @library.command("expiry")

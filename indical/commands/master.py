@@ -15,7 +15,8 @@ from indical.calib.grouping import GroupingOptions, group_frames
 from indical.calib.ingest import FrameRecord, find_fits, ingest_paths
 from indical.calib.library import CalibrationLibrary
 from indical.calib.master import MasterSpec, Precal, build_master, write_master
-from indical.calib.precal import PrecalSpec, PrecalTarget, best_match, load_precal_image
+from indical.calib.precal import (DEFAULT_EXPOSURE_TOL, PrecalSpec, PrecalTarget, choose_precal,
+                                  load_precal_image)
 from indical.cli import console
 from indical.commands.progress import progress_bar
 from indical.errors import IndicalError, OutputError, check_output_file, check_output_folder
@@ -27,7 +28,8 @@ _TYPES = {"bias": FrameType.BIAS, "dark": FrameType.DARK, "darkflat": FrameType.
 
 
 def resolve_precal(spec: PrecalSpec, *, flats: PrecalTarget | None,
-                   library: CalibrationLibrary | None) -> Precal:
+                   library: CalibrationLibrary | None,
+                   exposure_tol: float = DEFAULT_EXPOSURE_TOL) -> Precal:
     """Turn the --precal choice into the image/pedestal to subtract, with its description."""
     if spec.kind == "none":
         return Precal()
@@ -37,13 +39,14 @@ def resolve_precal(spec: PrecalSpec, *, flats: PrecalTarget | None,
         return Precal(image=load_precal_image(spec.path), description=f"file {spec.path.name}")
     if library is None or flats is None:
         raise IndicalError("--precal library needs a calibration library (--library)")
-    match = best_match(library.masters(), flats)
-    if match is None:
-        raise IndicalError(f"{library.db_path}: no bias, dark or dark-flat master of "
-                           f"{flats.config.size} bin {flats.config.binning} matches these "
-                           "flats; build one first or use --precal none")
-    return Precal(image=load_precal_image(Path(match.path)),
-                  description=f"master {match.frame_type.value} {Path(match.path).name}")
+    choice = choose_precal(library.masters(), flats,
+                           sensor=library.sensor_of(flats.config.camera), exposure_tol=exposure_tol)
+    if choice is None:
+        raise IndicalError(f"{library.db_path}: no bias, and no dark or dark-flat master of "
+                           f"{flats.exposure_s:g} s, of {flats.config.size} bin "
+                           f"{flats.config.binning} matches these flats; build one first or use "
+                           "--precal none")
+    return Precal(image=choice.image(), description=choice.description, reason=choice.reason)
 
 
 def _flats(records: list[FrameRecord]) -> PrecalTarget:
@@ -55,7 +58,8 @@ def _flats(records: list[FrameRecord]) -> PrecalTarget:
 def _build_one(paths: list[Path], out: Path, *, kind: FrameType | None, options: CombineOptions,
                precal_spec: PrecalSpec, library: CalibrationLibrary | None,
                records: list[FrameRecord] | None, ignore_type: bool, force: bool,
-               memory_limit: int, rejection_map: Path | None) -> Path:
+               memory_limit: int, rejection_map: Path | None,
+               precal_exposure_tol: float = DEFAULT_EXPOSURE_TOL) -> Path:
     if out.exists() and not force:
         raise IndicalError(f"{out}: already exists; use --force to overwrite")
     precal = Precal()
@@ -64,7 +68,8 @@ def _build_one(paths: list[Path], out: Path, *, kind: FrameType | None, options:
         if precal_spec.kind == "library" and flats is None:
             report = ingest_paths(paths)
             flats = _flats(report.records) if report.records else None
-        precal = resolve_precal(precal_spec, flats=flats, library=library)
+        precal = resolve_precal(precal_spec, flats=flats, library=library,
+                                exposure_tol=precal_exposure_tol)
     spec = MasterSpec(paths=paths, frame_type=kind, options=options, precal=precal,
                       ignore_type=ignore_type, memory_limit_bytes=memory_limit)
     with progress_bar() as bar:
@@ -75,7 +80,9 @@ def _build_one(paths: list[Path], out: Path, *, kind: FrameType | None, options:
     params = ", ".join(f"{k}={v}" for k, v in opts.parameters().items())
     console.print(f"[green]wrote[/] {escape(str(out))}: {build.header['IMAGETYP']}, "
                   f"{len(paths)} frames, {opts.method.value}{f' ({params})' if params else ''}, "
-                  f"precal {build.precal.description}")
+                  f"precal {escape(build.precal.description)}"
+                  + (f" ({escape(build.precal.reason)})" if build.precal.reason else ""),
+                  soft_wrap=True, highlight=False)
     return out
 
 
@@ -143,6 +150,11 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
 @click.option("--percentile-high", type=float, default=0.1, show_default=True)
 @click.option("--precal", "precal_text", default="none", show_default=True,
               help="Subtract from flats: none, pedestal:N, a FITS file, or library.")
+@click.option("--precal-exposure-tol", type=click.FloatRange(0), default=DEFAULT_EXPOSURE_TOL,
+              show_default=True,
+              help="--precal library: a dark (flat) is used only within this fraction of the "
+                   "flats' exposure; otherwise the bias (CMOS) or the bias plus a dark scaled by "
+                   "exposure (cameras set to ccd: indical library sensor).")
 @click.option("--group", "group_text", default=None,
               help="Group the files, e.g. size,filter,exposure,temp:1.0; one master per group.")
 @click.option("--min-group", type=int, default=3, show_default=True,
@@ -161,7 +173,8 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
 @click.option("--library", "library_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Calibration library for --precal library.")
 def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters, clip,
-           percentile_low, percentile_high, precal_text, group_text, min_group, out_dir,
+           percentile_low, percentile_high, precal_text, precal_exposure_tol, group_text,
+           min_group, out_dir,
            move_inputs, ignore_type, force, memory_mb, rejection_map, library_path) -> None:
     """Combine FILES (FITS files or folders) into a master frame."""
     try:
@@ -197,7 +210,8 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
     frame_type = _TYPES[kind] if kind else None
     library = _open_library(library_path) if precal_spec.kind == "library" else None
     common = dict(kind=frame_type, options=options, precal_spec=precal_spec, library=library,
-                  ignore_type=ignore_type, force=force, memory_limit=memory_mb * 2**20)
+                  ignore_type=ignore_type, force=force, memory_limit=memory_mb * 2**20,
+                  precal_exposure_tol=precal_exposure_tol)
     try:
         if grouping is None:
             _build_one(paths, output, records=None, rejection_map=rejection_map, **common)

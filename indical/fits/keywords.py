@@ -103,9 +103,53 @@ def meta_to_header(meta: FrameMeta, header: Any = None) -> Any:
     put("BAYERPAT", meta.bayer_pattern, "Bayer colour filter pattern")
     put("SITELAT", meta.site_lat_deg, "[deg] Site latitude")
     put("SITELONG", meta.site_lon_deg, "[deg] Site longitude, east positive")
+    if meta.frame_type is FrameType.FLAT:
+        put("FLATSRC", meta_flat_source(meta), "What lit this flat: PANEL or SKY")
     for key, value in meta.extra.items():
         put(key, value, "")
     return h
+
+
+def meta_flat_source(meta: FrameMeta) -> str | None:
+    """PANEL or SKY for a flat: as recorded, else from the sun's altitude or the panel's
+    brightness it was taken with."""
+    if meta.flat_source is not None:
+        return meta.flat_source
+    if meta.sun_altitude_deg is not None:
+        return "SKY"
+    if meta.panel_brightness is not None:
+        return "PANEL"
+    return None
+
+
+# Other programs' keywords that tell what lit a flat: the sun's altitude (twilight sky) or a
+# panel's brightness setting; and IMAGETYP words.
+_SUN_KEYS = ("SUNALT", "SUN-ALT", "SUN_ALT", "SUNELEV", "SUN-ELEV", "SOLALT", "SUNALTIT")
+_PANEL_KEYS = ("PANELBRT", "PANELBRI", "FLATBRT", "FLATPANL", "LIGHTBOX", "LBRIGHT", "BRIGHTNS",
+               "FLATLEV")
+_SOURCE_WORDS = {"PANEL": "PANEL", "SKY": "SKY", "TWILIGHT": "SKY", "DUSK": "SKY", "DAWN": "SKY",
+                 "DOME": "PANEL", "SCREEN": "PANEL", "LIGHTBOX": "PANEL", "FLATPANEL": "PANEL"}
+
+
+def header_flat_source(header: Mapping[str, Any]) -> str | None:
+    """PANEL or SKY for a flat's header: FLATSRC (as indical writes it), else inferred from
+    other programs' keywords (sun altitude: SKY; panel brightness: PANEL) or IMAGETYP words
+    ('Sky Flat', 'Twilight Flat', 'Dome Flat'); None when nothing says."""
+    recorded = _text(header, "FLATSRC")
+    if recorded is not None:
+        word = "".join(ch for ch in recorded.upper() if ch.isalpha())
+        if word in _SOURCE_WORDS:
+            return _SOURCE_WORDS[word]
+    if any(_number(header, key) is not None for key in _SUN_KEYS):
+        return "SKY"
+    if any(_number(header, key) is not None for key in _PANEL_KEYS):
+        return "PANEL"
+    for key in ("IMAGETYP", "FRAMETYP", "OBJECT"):
+        text = str(header.get(key, "")).upper()
+        for word, source in _SOURCE_WORDS.items():
+            if word in text:
+                return source
+    return None
 
 
 def _number(header: Mapping[str, Any], *keys: str) -> float | None:
@@ -236,4 +280,5 @@ def header_to_meta(header: Mapping[str, Any], *, frame_type: FrameType | None = 
         bayer_pattern=_text(header, "BAYERPAT", "COLORTYP"),
         site_lat_deg=_number(header, "SITELAT"),
         site_lon_deg=_number(header, "SITELONG"),
+        flat_source=header_flat_source(header) if kind is FrameType.FLAT else None,
     )

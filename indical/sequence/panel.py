@@ -232,7 +232,7 @@ def take_flats(obs: Session, filter: str | None, *, count: int, target: Target,
                window: ExposureWindow | None = None) -> FlatsTaken | None:
     obs.select_filter(filter)
     label = filter or "the one filter"
-    query = obs.query(FrameType.FLAT, filter=filter)
+    query = obs.query(FrameType.FLAT, filter=filter, flat_source="PANEL")
     need = obs.still_needed(query, count)
     key = obs.flat_key(filter)
     trained = obs.store.get(key) if obs.store is not None and use_trained else None

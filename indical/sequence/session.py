@@ -165,14 +165,16 @@ class Session:
         return night + timedelta(hours=12 - lon / 15.0)
 
     def query(self, frame_type: FrameType, *, filter: str | None = None,
-              exposure_s: float | None = None) -> FrameQuery:
-        """The sink query for frames of the camera's current configuration taken tonight."""
+              exposure_s: float | None = None, flat_source: str | None = None) -> FrameQuery:
+        """The sink query for frames of the camera's current configuration taken tonight
+        (flats: of one source, PANEL or SKY: one never counts toward the other)."""
         cam = self.camera
         mode = cam.readout_mode()
         return FrameQuery(frame_type, camera=cam.name, filter=filter, binning=cam.binning(),
                           gain=cam.gain(), offset=cam.offset(),
                           readout_mode=mode if mode in cam.info().readout_modes else None,
-                          exposure_s=exposure_s, since=self.night_start())
+                          exposure_s=exposure_s, since=self.night_start(),
+                          flat_source=flat_source)
 
     def still_needed(self, query: FrameQuery, count: int) -> int:
         """How many of `count` frames matching `query` the sink does not hold yet."""
@@ -202,6 +204,8 @@ class Session:
                                    else frame.meta.filter}
         if frame_type.needs_light and self.light.panel is not None:
             changes["panel_brightness"] = self.light.brightness()
+            if frame_type is FrameType.FLAT:
+                changes["flat_source"] = "PANEL"
         return frame.with_meta(**changes)
 
     def set_bias(self, bias_adu: float | None) -> None:

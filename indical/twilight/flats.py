@@ -270,7 +270,7 @@ def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRam
     label = name or "the one filter"
     rkey = name or ""
     obs.select_filter(name)
-    query = obs.query(FrameType.FLAT, filter=name)
+    query = obs.query(FrameType.FLAT, filter=name, flat_source="SKY")
     need = obs.still_needed(query, count)
     if need == 0:
         obs.say(f"{label}: {count} twilight flats already taken tonight")
@@ -330,7 +330,7 @@ def _expose_one(obs: Session, name: str | None, action: Expose, decided: float, 
     frame = obs.expose(action.exposure_s, FrameType.FLAT)
     start = to_unix(frame.meta.start) if frame.meta.start else decided
     alt = float(ramp.path.altitude(start + action.exposure_s / 2))
-    frame = frame.with_meta(sun_altitude_deg=round(alt, 3))
+    frame = frame.with_meta(sun_altitude_deg=round(alt, 3), flat_source="SKY")
     level = obs.measure(frame)
     judgement, view = judge_frame(frame.data, bias_adu=bias, target=ramp.target,
                                   reference=reference, settings=options.rejection,
@@ -397,5 +397,6 @@ def take_darks_for(obs: Session, result: TwilightResult, *, mode: str, count: in
         used = result.exposures(name)
         for t in ([max(used)] if mode == "longest" else used):
             obs.flats_taken.append(FlatsTaken(name, t, None,
-                                              obs.query(FrameType.FLAT, filter=name)))
+                                              obs.query(FrameType.FLAT, filter=name,
+                                                        flat_source="SKY")))
     take_dark_flats(obs, count=count)

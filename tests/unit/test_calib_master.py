@@ -51,12 +51,12 @@ def test_master_flat_says_what_lit_it(tmp_path):
     panel = [write_synthetic(tmp_path / "panel" / f"p{i}.fits", FrameType.FLAT, seed=i,
                              panel_brightness=120) for i in range(3)]
     plain = flats(tmp_path / "plain", n=3)
-    for paths, source in ((sky, "sky"), (panel, "panel"), (plain, None)):
+    for paths, source in ((sky, "SKY"), (panel, "PANEL"), (plain, None)):
         out = write_master(build_master(MasterSpec(paths)), tmp_path / f"m_{source}.fits")
         assert fits.getheader(out).get("FLATSRC") == source
         for p in paths:
             p.unlink()  # the master alone must say it
-        assert is_sky_flat(out) is (source == "sky")
+        assert is_sky_flat(out) is (source == "SKY")
 
 
 def test_dark_master_not_normalised(tmp_path):

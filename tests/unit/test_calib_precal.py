@@ -28,21 +28,23 @@ def m(id, kind, exposure_s=2.0, temperature_c=-10.0, **changes) -> MasterRecord:
 
 
 def test_type_order_darkflat_dark_bias():
-    bias, dark, darkflat = m(1, FrameType.BIAS, 0.0), m(2, FrameType.DARK), m(3, FrameType.DARKFLAT, 30.0)
-    assert best_match([bias, dark, darkflat], FLAT) is darkflat    # even at a worse exposure
+    bias, dark, darkflat = m(1, FrameType.BIAS, 0.0), m(2, FrameType.DARK), m(3, FrameType.DARKFLAT)
+    assert best_match([bias, dark, darkflat], FLAT) is darkflat
     assert best_match([bias, dark], FLAT) is dark
     assert best_match([bias], FLAT) is bias
+    # a dark flat of another exposure is no candidate at all (it was ranked first before)
+    assert best_match([bias, dark, m(4, FrameType.DARKFLAT, 30.0)], FLAT) is dark
 
 
-def test_closest_exposure_then_temperature():
+def test_only_a_matching_exposure_then_temperature():
     a = m(1, FrameType.DARK, exposure_s=1.0)
-    b = m(2, FrameType.DARK, exposure_s=2.5)
+    b = m(2, FrameType.DARK, exposure_s=2.05)
     c = m(3, FrameType.DARK, exposure_s=2.0, temperature_c=-5.0)
-    assert best_match([a, b], FLAT) is b
-    # 3|d exposure| + |d temperature|: 1.5 for b, 5 for c
-    assert best_match([b, c], FLAT) is b
+    assert best_match([a], FLAT) is None               # 1 s darks are not 2 s darks
+    assert best_match([a, b], FLAT) is b               # 2.05 s is within 5 %
+    assert best_match([b, c], FLAT) is b               # then the closest temperature
     d = m(4, FrameType.DARK, exposure_s=2.0, temperature_c=-11.0)
-    assert best_match([b, c, d], FLAT) is d
+    assert best_match([b, c, d], FLAT) is b            # equal 1 degree off: closer exposure
 
 
 def test_bias_ignores_exposure():
