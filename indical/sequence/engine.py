@@ -108,8 +108,8 @@ def _checked_override(name: str, value: Any, current: Any) -> Any:
         if not isinstance(value, str):
             raise refuse("a string")
         return value
-    if current is None:
-        if value is None or isinstance(value, str):
+    if current is None:  # no type to go by, except for the filter lists every sequence has
+        if not name.endswith("FILTERS") or value is None or isinstance(value, str):
             return value
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             return list(value)
