@@ -31,6 +31,7 @@ from indical.calib.ingest import FrameRecord, file_sha256
 from indical.calib.match import LightInfo, MasterChoice, MatchRules, choose_masters
 from indical.calib.output import (calibrated_header, is_calibrated_output, output_complete,
                                   output_path, write_calibrated)
+from indical.calib.provenance import is_processed_by_another_program
 from indical.calib.status import LightStatus, Status
 from indical.errors import FitsError, describe_os_error
 from indical.fits.keywords import ExposureError, header_to_meta
@@ -166,6 +167,10 @@ class Calibrator:
         if is_calibrated_output(header):
             return LightOutcome(path, None, "already a calibrated frame (written by indical "
                                             "calibrate); give the raw light instead")
+        processed = is_processed_by_another_program(header,
+                                                    float_data=image.raw.dtype.kind == "f")
+        if processed:
+            return LightOutcome(path, None, f"{processed}; give the raw light instead")
         try:
             meta = header_to_meta(header)
         except ExposureError as exc:

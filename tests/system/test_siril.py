@@ -213,3 +213,15 @@ def test_siril_masters_imported_into_the_library_calibrate_lights(night, tmp_pat
         print(f"light {i} with Siril's masters: median relative difference "
               f"{np.median(rel):.2e}, max {rel.max():.2e}")
         assert rel.max() <= 1e-5
+
+
+def test_lights_siril_calibrated_are_not_calibrated_again(night, tmp_path):
+    """A folder holding Siril's pp_ outputs beside the raw lights: only the raw ones are done."""
+    root, _, _ = night
+    out = invoke("calibrate", root / "light", "-o", tmp_path, "--dark", root / "mdark.fits",
+                 "--flat", root / "mflat.fits")
+    assert "3 calibrated" in out and "0 failed" in out
+    for i in range(1, 4):
+        assert f"pp_light_{i:04d}.fits: already processed by Siril" in out
+    assert sorted(p.name for p in tmp_path.glob("*.fits")) == [
+        f"light_{i:04d}_cal.fits" for i in range(1, 4)]
