@@ -15,6 +15,8 @@ reads them: `bool` for T/F, `int`, `float` (D exponents too), `str` without trai
 
 from __future__ import annotations
 
+import unicodedata
+
 import os
 import re
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, NamedTuple
@@ -224,7 +226,8 @@ def _parse_line(line: str) -> _Raw:
     body = field.lstrip()
     if body.startswith("'"):
         raw, rest = _parse_string(body)
-        return _Raw(Card(keyword, raw.rstrip().replace("''", "'"), _split_comment(rest)), raw)
+        return _Raw(Card(keyword, _utf8(raw.rstrip().replace("''", "'")), _split_comment(rest)),
+                     raw)
     token, _, comment = body.partition("/")
     return _Raw(Card(keyword, _parse_scalar(token.strip()), comment.strip()), None)
 
@@ -246,7 +249,7 @@ def parse_header(data: bytes, *, where: str = "header") -> Header:
     def finish() -> None:
         nonlocal pending
         if pending is not None:
-            joined = "".join(pending).rstrip().replace("''", "'")
+            joined = _utf8("".join(pending).rstrip().replace("''", "'"))
             cards[-1] = cards[-1]._replace(value=joined, comment=" ".join(c for c in comments if c))
             pending = None
 
@@ -278,9 +281,37 @@ def parse_header(data: bytes, *, where: str = "header") -> Header:
 
 
 # -- formatting --------------------------------------------------------------------------------
+# Letters filter names are written with, spelled the way ASCII-only programs spell them.
+_GREEK = {"α": "a", "β": "b", "γ": "g", "δ": "d", "ε": "e", "η": "h", "θ": "th", "λ": "l",
+          "μ": "u", "ν": "n", "π": "pi", "σ": "s", "τ": "t", "φ": "ph", "χ": "ch", "ω": "w",
+          "Α": "A", "Β": "B", "Γ": "G", "Δ": "D", "Ω": "W", "°": "deg", "µ": "u"}
+
+
 def _ascii(text: str) -> str:
-    """FITS headers hold printable ASCII only; anything else becomes '?'."""
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in str(text))
+    """FITS headers hold printable ASCII only: accents are dropped and Greek letters spelled
+    as ASCII-only programs spell them ('Hα' -> 'Ha', 'Hβ' -> 'Hb'); anything else becomes '?'."""
+    out = []
+    for ch in str(text):
+        if " " <= ch <= "~":
+            out.append(ch)
+        elif ch in _GREEK:
+            out.append(_GREEK[ch])
+        else:
+            base = "".join(c for c in unicodedata.normalize("NFKD", ch)
+                           if " " <= c <= "~")
+            out.append(base or "?")
+    return "".join(out)
+
+
+def _utf8(text: str) -> str:
+    """A string read byte for byte (latin-1) as the UTF-8 it was written in, when it is valid
+    UTF-8: capture programs write 'Hα' that way. Anything else stays as read."""
+    if text.isascii():
+        return text
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return text
 
 
 def _float_text(keyword: str, value: float) -> str:

@@ -199,3 +199,19 @@ def test_panel_and_sky_flats_are_grouped_apart_and_never_combined(tmp_path):
         built = [build_group(lib, g, policy) for g in due_groups(lib, policy)]
         assert sorted((b.flat_source, b.n_frames) for b in built) == [("PANEL", 4), ("SKY", 3)]
         assert all(fits.getheader(b.path)["FLATSRC"] == b.flat_source for b in built)
+
+
+def test_utf8_filter_names_survive_ingest_and_master(tmp_path):
+    """UTF-8 'Hα' in a capture program's FILTER read as 'HÎ±', and the master got 'H??'."""
+    paths = []
+    for i in range(3):
+        p = write_synthetic(tmp_path / f"f{i}.fits", FrameType.FLAT, seed=i, filter="Ha")
+        data = bytearray(p.read_bytes())
+        at = data.index(b"FILTER  = ")
+        data[at:at + 80] = (b"FILTER  = '" + "Hα".encode() + b"'").ljust(80)
+        p.write_bytes(bytes(data))
+        paths.append(p)
+    assert [r.meta.filter for r in ingest_paths(paths).records] == ["Hα"] * 3
+    from indical.calib.master import write_master
+    out = write_master(build_master(MasterSpec(paths)), tmp_path / "m.fits")
+    assert fits.getheader(out)["FILTER"] == "Ha"      # FITS headers are ASCII: spelled out

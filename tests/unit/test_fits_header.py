@@ -241,3 +241,16 @@ def test_strings_with_quotes_both_ways(value):
     text = "".join(format_card(Card("K", value))) + "END".ljust(80)
     assert fits.Header.fromstring(text)["K"] == value
     assert parse_header(text.encode())["K"] == value
+
+
+def test_utf8_header_text_reads_as_written_and_writes_as_ascii(tmp_path):
+    """A capture program's UTF-8 'Hα' read as 'HÎ±' before, and a master got FILTER 'H??'."""
+    from indical.fits.header import format_card, parse_header, Card
+    card = b"FILTER  = '" + "Hα".encode() + b"'"
+    block = card.ljust(80) + b"END".ljust(80)
+    header = parse_header(block.ljust(2880))
+    assert header["FILTER"] == "Hα"
+    bad = b"FILTER  = 'H\xe1\xff'".ljust(80) + b"END".ljust(80)
+    assert parse_header(bad.ljust(2880))["FILTER"] == "H\xe1\xff"   # not UTF-8: as read
+    assert format_card(Card("FILTER", "Hα", ""))[0].split("'")[1].rstrip() == "Ha"
+    assert format_card(Card("FILTER", "Hβ café", ""))[0].split("'")[1].rstrip() == "Hb cafe"
