@@ -21,10 +21,10 @@ against the most that fit in the sun window with the exposures used and the meas
 between frames. Exits non-zero when the predictive ramp misses 99 % in band, keeps fewer flats
 than a baseline in the main grid, or a first run fills less than 90 % of what fits.
 
-On the simulated clock (speed 0) each twilight takes a few seconds of wall time: about 5
-minutes for the main grid and 3 more for the first-run grid on a quiet 2-core machine; with
---quick (latitude 52 at the equinox, first runs at 52 deg only) about 2 minutes. On a machine
-shared by several busy processes, --quick --first-run-full took 12.5 minutes.
+On the simulated clock (speed 0) each twilight takes a few seconds of wall time (the main grid
+took about 5 minutes on a shared 2-core machine before the first-run grid was added). --quick
+runs latitude 52 at the equinox only; --quick --first-run-full took 12.5 minutes (751 s) on
+2026-12-02 on a machine loaded ten times over by other work.
 Run: .venv/bin/python benchmarks/bench_twilight.py [--quick] [--first-run-full]"""
 
 from __future__ import annotations

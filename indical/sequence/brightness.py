@@ -63,8 +63,8 @@ class ExposureWindow:
 
     def __post_init__(self) -> None:
         if not 0 < self.min_s <= self.max_s:
-            raise ValueError(f"exposure window {self.min_s:g}-{self.max_s:g} s: need "
-                             "0 < min <= max")
+            raise ValueError(f"exposure window (EXPOSURE_RANGE_S) {self.min_s:g}-"
+                             f"{self.max_s:g} s: need 0 < min <= max")
 
     @classmethod
     def around(cls, exposure_s: float, low: float = 0.5, high: float = 2.0) -> "ExposureWindow":
@@ -306,9 +306,11 @@ def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: 
                     window: ExposureWindow | None = None) -> BrightnessDecision:
     """The next step of a brightness search at `exposure_s`.
 
-    `observations` are the frames so far at that exposure; `first_brightness` a trained or
-    guessed start (default: a quarter of the range, where panel curves usually put mid-scale
-    flats at flat-typical exposures)."""
+    `observations` are the frames so far (at other exposures they count in proportion);
+    `first_brightness` a trained or guessed start (default: a quarter of the range, where panel
+    curves usually put mid-scale flats at flat-typical exposures); `window` the exposures a lit
+    step may be trimmed to at once (None: only where brightness cannot do it, as before the
+    window existed)."""
     if not observations or band is None:
         b = first_brightness if first_brightness is not None else steps.snap(
             steps.minimum + FIRST_FRACTION * (steps.maximum - steps.minimum))

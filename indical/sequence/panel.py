@@ -148,7 +148,9 @@ def find_settings(obs: Session, search: _Search, *, dim: bool, exposure_s: float
     top = max(obs.settings.max_exposure_s, floor * 1.01)
     if not dim and window is not None:
         floor, top = max(floor, window.min_s), min(top, window.max_s)
-        if top <= floor:
+        if top == floor:
+            top = floor * 1.001         # one exposure asked for (limits need min < max)
+        if top < floor:
             raise _fail(obs, search.filter, Refuse(
                 Refusal.TOO_BRIGHT, f"the exposure range {window.min_s:g}-{window.max_s:g} s "
                 f"(EXPOSURE_RANGE_S) lies outside what the rig allows ({obs.exposure_floor_s():g}"

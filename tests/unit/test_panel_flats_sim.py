@@ -303,3 +303,14 @@ def test_panel_flats_trim_within_the_exposure_range(tmp_path):
         short = any(e["exposure"] < 1.0 for e in searches[:-1])
         if len(searches) <= WIDEN_AFTER and not short:
             assert all(0.8 <= e["exposure"] <= 1.25 for e in flats + searches[-1:]), name
+
+
+def test_on_off_panel_with_one_exposure_asked_for(tmp_path):
+    """EXPOSURE_RANGE_S = (t, t) on an on/off panel: that exposure or a refusal naming it."""
+    spec = rig_spec(panel="dimmable = false")
+    result, _ = run(tmp_path, spec, sequence="relay_panel_flats.py", EXPOSURE_RANGE_S=(5.0, 5.0))
+    assert result.error is not None and "too bright" in str(result.error)
+    assert "5 s" in str(result.error)
+    result, _ = run(tmp_path / "out", spec, sequence="relay_panel_flats.py",
+                    EXPOSURE_RANGE_S=(5.0, 1.0))
+    assert result.error is not None and "(EXPOSURE_RANGE_S) 5-1 s" in str(result.error)
