@@ -9,6 +9,7 @@ import click
 from rich.markup import escape
 
 from indical.cli import RIG_OPTION, console, err_console
+from indical.errors import describe_os_error
 
 
 @click.command()
@@ -56,7 +57,9 @@ def report(result) -> None:
     if result.interrupted:
         err_console.print("[yellow]interrupted[/]")
     if result.error is not None:
-        err_console.print(f"[bold red]error:[/] {escape(str(result.error))}", highlight=False)
+        error = result.error
+        text = describe_os_error(error) if isinstance(error, OSError) else str(error)
+        err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False)
     for problem in result.cleanup_problems:
         err_console.print(f"[bold red]could not leave safe:[/] {escape(problem)}",
                           highlight=False)

@@ -1301,6 +1301,16 @@ def _(w):
     return _run_cmd(w)
 
 
+@case("run: disk full", 2, r"error: .*full/frames.*: (the disk is full|.*larger than this process)",
+      may_write=("trained.json", "full/frames/*", "full/frames/*/*"))
+def _(w):
+    w.text("shoot.py", "from indical.frame import FrameType\n\n"
+                       "def run(obs):\n"
+                       "    obs.save(obs.expose(0.01, FrameType.DARK))\n")
+    full = w.full("full")
+    return ["run", w.s("shoot.py"), "-o", str(full / "frames"), "--store", w.s("trained.json")]
+
+
 @case("run: the sequence raises", 2, r"error: the corpus never gets this far",
       may_write=("frames/*", "trained.json"))
 def _(w):

@@ -199,6 +199,11 @@ def test_panel_and_sky_flats_are_grouped_apart_and_never_combined(tmp_path):
         built = [build_group(lib, g, policy) for g in due_groups(lib, policy)]
         assert sorted((b.flat_source, b.n_frames) for b in built) == [("PANEL", 4), ("SKY", 3)]
         assert all(fits.getheader(b.path)["FLATSRC"] == b.flat_source for b in built)
+    from indical.calib.report.page import write_report
+    from indical.calib.status import StatusStore
+    with CalibrationLibrary(db) as lib, StatusStore(db) as store:
+        page = write_report(lib, store, tmp_path / "report").read_text()
+    assert "flat R (panel)" in page and "flat R (sky)" in page
 
 
 def test_utf8_filter_names_survive_ingest_and_master(tmp_path):

@@ -165,7 +165,8 @@ def _write_page(library, store, out_dir: Path, *, log_folders: list[Path] | None
     for m in current:
         stem = f"master_{m.id}_{_slug(Path(m.path).stem)}"
         label = m.frame_type.value + (f" {m.filter}" if m.filter else "") + (
-            f" {m.exposure_s:g} s" if m.frame_type.value in ("dark", "darkflat") else "")
+            f" {m.exposure_s:g} s" if m.frame_type.value in ("dark", "darkflat") else "") + (
+            f" ({m.flat_source.lower()})" if m.flat_source else "")   # panel or sky
         try:
             data = master_pixels(Path(m.path))
         except FitsError as exc:
