@@ -811,7 +811,7 @@ def _(w):
     return _cal(w, w.s("lights"), "-o", w.s("out"))
 
 
-@case("calibrate: a master flat given as light", 1, r"skipped .*mf\.fits: not a light frame \(flat\)",
+@case("calibrate: a master flat given as light", 1, r"skipped .*mf\.fits: a master or stack .*not a raw frame; add it with `indical library import`",
       may_write=("library/status.sqlite",))
 def _(w):
     w.edit_header(w.one("lights/mf.fits", F), IMAGETYP="Master Flat")
