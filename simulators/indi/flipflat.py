@@ -69,9 +69,12 @@ class FlipFlatDriver(P.DriverBase):
                                           panel.max_brightness, 1)
                                          for i, v in enumerate(cfg.filter_presets)]))
         self.slot: int | None = None
+        # drivers that learn what they are on connecting define their properties only then
+        self._late = cfg.interface_after_connect != 0
         for vector in self.props.values():
             vector.state = P.OK
-            self.define(vector)
+            if not self._late or vector.name in ("CONNECTION", "DRIVER_INFO"):
+                self.define(vector)
 
     def on_start(self) -> None:
         if self.presets is not None and self.cfg.filter_wheel:
@@ -159,9 +162,22 @@ class FlipFlatDriver(P.DriverBase):
         for e in vector.elements:
             e.value = e.name == on[0]
         self.update(vector, state=P.OK)
-        if vector.name == "CONNECTION" and on[0] == "CONNECT" and self.cfg.interface_after_connect:
-            self.info["DRIVER_INTERFACE"].value = str(self.cfg.interface_after_connect)
-            self.update(self.info, state=P.OK)
+        if vector.name == "CONNECTION" and self._late:
+            self._connected(on[0] == "CONNECT")
+
+    def _connected(self, connected: bool) -> None:
+        """Announce the real interfaces and the properties once connected; take them back on
+        disconnecting."""
+        self.info["DRIVER_INTERFACE"].value = str(self.cfg.interface_after_connect
+                                                  if connected else AUX)
+        self.update(self.info, state=P.OK)
+        for vector in self.props.values():
+            if vector.name in ("CONNECTION", "DRIVER_INFO"):
+                continue
+            if connected and not vector.defined:
+                self.define(vector)
+            elif not connected and vector.defined:
+                self.delete(vector.name)
 
     def _set_brightness(self, value: int) -> None:
         """A brightness as the profile's driver takes it. The light changes before the client

@@ -138,3 +138,28 @@ def test_panel_flats_run(server, tmp_path, profile):
         assert band[0] * 65535 <= h["LEVEL"] + 500 <= band[1] * 65535, (profile, h["LEVEL"])
     for h in darks:
         assert abs(h["LEVEL"]) < 20, profile
+
+
+def test_discovery_finds_drivers_that_announce_themselves_after_connecting(server):
+    """Flip-Flat and Gemini say what they are only once connected: discovery without
+    connecting lists them as not connected, with --connect by what they can do, and leaves
+    them disconnected as they were."""
+    from indical.drivers.indi.discover import discover
+    late = [profile_device(p) for p in ("flip-flat", "gemini")]
+    for device in late:
+        subprocess.run(["indi_setprop", "-p", str(server.port),
+                        f"{device}.CONNECTION.DISCONNECT=On"], check=True, timeout=10)
+    host, port = server.address.split(":")
+    looked = {d.name: d for d in discover(host, int(port))}
+    for device in late:
+        assert not looked[device].connected
+        assert "light box" not in looked[device].capabilities
+    found = {d.name: d for d in discover(host, int(port), connect=True)}
+    for device in late:
+        assert {"light box", "dust cap"} <= set(found[device].capabilities), found[device]
+    # every other profile is found by what it can do, whatever its name
+    assert "dust cap" not in found[profile_device("pegasus-flatmaster")].capabilities
+    assert all("light box" in found[profile_device(p)].capabilities for p in NAMES)
+    assert "camera" in found[CAMERA_NAME].capabilities
+    again = {d.name: d for d in discover(host, int(port))}
+    assert all(not again[device].connected for device in late)
