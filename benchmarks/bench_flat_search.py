@@ -41,7 +41,7 @@ import numpy as np
 from indical.frame import FrameType
 from indical.rig import open_rig, parse_rig
 from indical.sequence.engine import run_sequence
-from indical.sequence.level import central_region
+from indical.level import central_region
 from indical.sequence.log import read_log
 from indical.sequence.trained import TrainedStore
 from indical.simulators.models.optics import OpticsParams, illumination_map

@@ -40,10 +40,10 @@ from pathlib import Path
 
 from indical.rig import open_rig, parse_rig
 from indical.sequence import Session
-from indical.sequence.level import Target
+from indical.level import Target
 from indical.sequence.log import ExposureLog
 from indical.site import Site
-from indical.twilight.flats import TwilightOptions, take_twilight_flats
+from indical.sequence.twilight import TwilightOptions, take_twilight_flats
 from indical.twilight.window import SunLimits, Twilight, from_unix, next_twilight, to_unix
 
 RIG = """

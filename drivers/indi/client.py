@@ -8,12 +8,9 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import PyIndi
-
-if TYPE_CHECKING:
-    from indical.drivers.indi.connection import IndiConnection
 
 _STATES = {PyIndi.IPS_IDLE: "Idle", PyIndi.IPS_OK: "Ok", PyIndi.IPS_BUSY: "Busy",
            PyIndi.IPS_ALERT: "Alert"}
@@ -99,10 +96,23 @@ def copy_property(p: Any, problem: Callable[[Exception], None]
     return device, name, kind, state, values, ranges, blobs
 
 
+class CallbackOwner(Protocol):
+    """What the callbacks hand over to (the IndiConnection, which imports this module)."""
+
+    def _callback_failed(self, what: str, exc: BaseException) -> None: ...
+    def _device_added(self, name: str) -> None: ...
+    def _device_removed(self, name: str) -> None: ...
+    def _property(self, p: Any) -> None: ...
+    def _property_removed(self, device: str, name: str) -> None: ...
+    def _message(self, device: str, text: str) -> None: ...
+    def _server_up(self) -> None: ...
+    def _server_down(self, code: int) -> None: ...
+
+
 class CallbackClient(PyIndi.BaseClient):
     """Callbacks only copy and hand over to the owning IndiConnection; nothing may escape them."""
 
-    def __init__(self, owner: IndiConnection) -> None:
+    def __init__(self, owner: CallbackOwner) -> None:
         super().__init__()
         self.owner = owner
 

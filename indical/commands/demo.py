@@ -66,7 +66,7 @@ def demo(rig_path: Path | None, out: Path, frames: int, in_process: bool, twilig
     """Run sequences/panel_flats.py on a simulated observatory: flats for several filters with
     automatic panel brightness, then dark flats, written as FITS."""
     from indical.commands.run import report
-    from indical.demo import run_demo
+    from indical.demo.panel import run_demo
     say = lambda m: console.print(f"  {escape(m)}", highlight=False, soft_wrap=True)  # noqa: E731
     with demo_rig(rig_path, in_process, say) as (spec, settings):
         result, summary = run_demo(spec, out, settings={**settings, "FLATS_PER_FILTER": frames},
@@ -89,7 +89,7 @@ def demo(rig_path: Path | None, out: Path, frames: int, in_process: bool, twilig
 def twilight_step(rig_path: Path | None, out: Path, say: Callable[[str], None]) -> None:
     """A simulated dusk, a whole twilight in seconds by the simulated clock."""
     from indical.commands.run import report
-    from indical.twilight.demo import run_twilight_demo, twilight_rig
+    from indical.demo.twilight import run_twilight_demo, twilight_rig
     spec = twilight_rig(rig_path)
     settings = {} if spec.source.startswith("built-in") else {"FILTERS": None}
     result, summary = run_twilight_demo(spec, out, settings=settings, say=say)

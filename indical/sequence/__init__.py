@@ -18,8 +18,8 @@ the safe state at the end; `indical.sequence.observatory` is the facade `obs` is
 decisions (levels, next brightness, next exposure) are pure functions in `level`, `brightness`
 and `exposure`."""
 
+from indical.level import Band, Level, Target
 from indical.sequence.flat_config import FlatSettings, FlatsTaken
-from indical.sequence.level import Band, Level, Target
 from indical.sequence.panel import FlatSearchFailed
 from indical.sequence.session import Session
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from indical.level import Band
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
                                        Refuse, dark_floor_adu)
-from indical.sequence.level import Band
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-from indical.sequence.level import Band
+from indical.level import Band
 
 
 class Refusal(Enum):

@@ -2,19 +2,20 @@
 like an observing plan (`panel_flats`, `exposure_flats`, `dark_flats`, `twilight_flats`,
 `twilight_darks`, besides the Session's `close_cover`, `filters`, `light_off`, ...).
 
-This facade is the one module that knows both flat loops: it imports sequence/panel.py and
-twilight/flats.py, and they import only the Session, so the imports run one way."""
+This facade is the one module that knows the flat loops: it imports sequence/panel.py and
+sequence/twilight.py, and they import only the Session, so the imports run one way."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from indical.level import Target
 from indical.sequence.brightness import ExposureWindow
 from indical.sequence.flat_config import FlatsTaken
-from indical.sequence.level import Target
 from indical.sequence.panel import take_dark_flats, take_flats
 from indical.sequence.session import Session
-from indical.twilight.flats import TwilightOptions, TwilightResult, take_darks_for, take_twilight_flats
+from indical.sequence.twilight import (TwilightOptions, TwilightResult, take_darks_for,
+                                       take_twilight_flats)
 
 
 class Observatory(Session):
@@ -49,7 +50,7 @@ class Observatory(Session):
     def twilight_flats(self, filters: list[str | None], *, count: int, target: Target,
                        **options: Any) -> TwilightResult:
         """Flats from the twilight sky, `count` per filter tonight; options are those of
-        `indical.twilight.flats.TwilightOptions` (twilight, sun limits, exposure range, mount
+        `indical.sequence.twilight.TwilightOptions` (twilight, sun limits, exposure range, mount
         dithers, ...)."""
         return take_twilight_flats(self, filters, count=count, target=target,
                                    options=TwilightOptions(**options))

@@ -9,12 +9,12 @@ from __future__ import annotations
 from indical.errors import IndicalError
 from indical.frame import Frame, FrameType
 from indical.interfaces.light_panel import PanelInfo
+from indical.level import BANDING_LIMIT, Band, Level, Target, row_banding
 from indical.sequence.brightness import (ExposureWindow, Steps, at_floor, next_brightness,
                                          too_bright_at_edge)
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
                                        Refuse, dark_floor_adu, next_exposure)
 from indical.sequence.flat_config import FlatsTaken
-from indical.sequence.level import BANDING_LIMIT, Band, Level, Target, row_banding
 from indical.sequence.session import Session
 from indical.sequence.trained import TrainedFlat
 from indical.sinks import FrameQuery

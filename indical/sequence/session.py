@@ -4,10 +4,10 @@ clock, and the building blocks every kind of sequence is written with (`expose`,
 through `expose`, so timeouts are the engine's, and every frame a sequence keeps goes through
 `save`.
 
-The loops that take flats (sequence/panel.py, twilight/flats.py) work on a Session; the object a
-sequence file's `run(obs)` receives is the `Observatory` (sequence/observatory.py), a Session
-with the plan verbs that call those loops. So the loops import this module, never the other way
-round."""
+The loops that take flats (sequence/panel.py, sequence/twilight.py) work on a Session; the
+object a sequence file's `run(obs)` receives is the `Observatory` (sequence/observatory.py), a
+Session with the plan verbs that call those loops. So the loops import this module, never the
+other way round."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from typing import Any, Callable, Literal
 from indical.errors import IndicalError
 from indical.frame import Frame, FrameType
 from indical.interfaces import Camera, LightPanel, Relay
+from indical.level import BitDepth, Level, detect_bit_depth, measure_bias, measure_level
 from indical.rig import Rig
 from indical.sequence.flat_config import FlatSettings, FlatsTaken
-from indical.sequence.level import BitDepth, Level, detect_bit_depth, measure_bias, measure_level
 from indical.sequence.log import ExposureLog, LogEntry, stamp
 from indical.sequence.trained import FlatKey, TrainedStore
 from indical.sinks import FrameQuery, FrameSink, night_of

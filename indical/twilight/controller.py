@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from indical.sequence.level import Band
+from indical.level import Band
 from indical.twilight.filter_prior import ordering_levels
 from indical.twilight.window import SunPath, Twilight
 

@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
-from indical.sequence.level import Band
+from indical.level import Band
 from indical.twilight.controller import (ExposureRange, FitSettings, RateSample,
                                          Sensitivities, SkyModel, Verdict, first_fit_time,
                                          fit_sky, level_for, log_rate_function, plan_exposure,

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from indical.sequence.level import Band
+from indical.level import Band
 
 SATURATED = "saturated"
 LEVEL_LOW = "level below band"

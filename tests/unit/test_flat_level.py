@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from indical.sequence.level import (BitDepth, Target, central_region, detect_bit_depth,
+from indical.level import (BitDepth, Target, central_region, detect_bit_depth,
                                     measure_bias, measure_level)
 
 
@@ -113,7 +113,7 @@ def test_bias_and_central_region():
 
 
 def test_row_banding_sees_pwm_bands_not_vignetting_or_noise():
-    from indical.sequence.level import BANDING_LIMIT, row_banding
+    from indical.level import BANDING_LIMIT, row_banding
     rng = np.random.default_rng(3)
     h, w = 240, 320
     y, x = np.mgrid[:h, :w]
@@ -125,7 +125,7 @@ def test_row_banding_sees_pwm_bands_not_vignetting_or_noise():
 
 
 def test_row_banding_ignores_the_noise_of_a_dim_flat():
-    from indical.sequence.level import BANDING_LIMIT, row_banding
+    from indical.level import BANDING_LIMIT, row_banding
     rng = np.random.default_rng(4)
     dim = 500 + rng.normal(2000, 50, (96, 128))
     assert row_banding(dim, bias_adu=500) < BANDING_LIMIT / 3

@@ -11,7 +11,7 @@ from indical.sequence.brightness import Steps, Trim, next_brightness
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
                                        Refuse, dark_floor_adu, next_exposure,
                                        not_responding)
-from indical.sequence.level import Band
+from indical.level import Band
 
 BAND = Band(0.9 * 30000, 30000, 1.1 * 30000)
 FULL = 65000.0

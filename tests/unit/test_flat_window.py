@@ -13,7 +13,7 @@ from indical.sequence.brightness import (WIDEN_AFTER, ExposureWindow, Steps, Tri
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
                                        Refuse, dark_floor_adu, next_exposure)
 from indical.sequence.panel import _untried_below
-from indical.sequence.level import Band
+from indical.level import Band
 
 BAND = Band(0.9 * 30000, 30000, 1.1 * 30000)
 FULL = 65000.0

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from indical.sequence.level import Band
+from indical.level import Band
 from indical.simulators.models.sky import SkyParams, sky_flux
 from indical.site import Site
 from indical.twilight.controller import (ExposureRange, RateSample, Sensitivities, SkyModel,

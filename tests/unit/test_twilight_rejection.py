@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indical.sequence.level import Band
+from indical.level import Band
 from indical.simulators.models.optics import OpticsParams, illumination_map
 from indical.simulators.models.sensor import Sensor, SensorParams
 from indical.simulators.models.sky import SkyParams, render_sky

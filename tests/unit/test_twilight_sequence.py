@@ -12,11 +12,11 @@ from indical.errors import RigError
 from indical.rig import open_rig, parse_rig
 from indical.sequence import Session
 from indical.sequence.engine import run_sequence
-from indical.sequence.level import Target
+from indical.level import Target
 from indical.sequence.log import ExposureLog, read_log
 from indical.sequence.trained import TrainedStore
 from indical.sinks import FitsFolderSink
-from indical.twilight.flats import TwilightOptions, take_twilight_flats
+from indical.sequence.twilight import TwilightOptions, take_twilight_flats
 
 SEQUENCES = Path(__file__).resolve().parents[2] / "sequences"
 
@@ -242,7 +242,7 @@ def test_rejected_frames_are_kept_but_never_counted_or_ingested(tmp_path):
 
 def test_demo_dusk(tmp_path):
     from indical.rig import load_rig
-    from indical.twilight.demo import run_twilight_demo
+    from indical.demo.twilight import run_twilight_demo
     result, summary = run_twilight_demo(load_rig(None), tmp_path)
     assert result.error is None, result.error
     assert {s.filter: s.kept for s in summary} == {"L": 3, "R": 3, "Ha": 3}
@@ -253,7 +253,7 @@ def test_demo_dusk(tmp_path):
 def test_sky_memory_round_trip_and_a_broken_file(tmp_path):
     from indical.errors import IndicalError
     from indical.twilight.controller import Sensitivities
-    from indical.twilight.flats import SkyMemory
+    from indical.sequence.twilight import SkyMemory
     memory = SkyMemory(tmp_path / "sky.json")
     assert memory.load("cam") == Sensitivities()
     known = Sensitivities({"L": 12.0, "Ha": 9.0}, 11.5, 0.9, "L")

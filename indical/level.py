@@ -1,7 +1,8 @@
 """Measuring how bright a flat is: a robust level above the bias, per colour channel on
 one-shot-colour sensors, against a full scale taken from the bits the data really has.
 
-Pure functions on arrays and small typed values; the sequence decides what to do with them."""
+Pure functions on arrays and small typed values, used by panel flats (indical.sequence) and
+twilight flats (indical.twilight) alike; the sequences decide what to do with them."""
 
 from __future__ import annotations
 

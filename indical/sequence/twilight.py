@@ -13,8 +13,8 @@ from typing import Any
 from indical.atomic import atomic_file
 from indical.errors import IndicalError, NotSupported, RigError
 from indical.frame import Frame, FrameType
+from indical.level import Level, Target, measure_bias
 from indical.sequence.flat_config import FlatsTaken
-from indical.sequence.level import Level, Target, measure_bias
 from indical.sequence.panel import take_dark_flats
 from indical.sequence.session import Session
 from indical.twilight.baselines import RAMPS

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from indical.demo import shipped_sequence
 from indical.rig import RigSpec, load_rig
 from indical.sequence.engine import RunResult, run_file
 from indical.sequence.log import read_log
+from indical.sequence.shipped import shipped_sequence
 
 
 DEMO_SETTINGS: dict[str, Any] = {

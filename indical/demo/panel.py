@@ -1,38 +1,19 @@
-"""`indical demo`: the first thing a newcomer runs. It runs the shipped `sequences/panel_flats.py`
-with quick settings and summarises, per filter, how many exposures it took to find the level and
-which levels the flats hit. The command (indical/commands/demo.py) chooses the rig: indical's
-INDI simulators behind a private indiserver, or the in-process simulator."""
+"""The panel-flats part of `indical demo`, the first thing a newcomer runs: the shipped
+`sequences/panel_flats.py` with quick settings, summarised per filter (how many exposures it
+took to find the level, which levels the flats hit). The command (indical/commands/demo.py)
+chooses the rig: indical's INDI simulators behind a private indiserver, or the in-process
+simulator."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from indical.errors import IndicalError
 from indical.rig import RigSpec
 from indical.sequence.engine import RunResult, run_file
 from indical.sequence.log import read_log
-
-#: Where the shipped sequence files live (a source checkout or an editable install).
-SEQUENCES = Path(__file__).resolve().parent.parent / "sequences"
-
-
-def shipped_sequence(name: str) -> Path:
-    """A sequence file shipped with indical: the checkout's sequences/ folder (an editable
-    install), else the copy installed as the `indical.shipped_sequences` package."""
-    sequence = SEQUENCES / name
-    if sequence.is_file():
-        return sequence
-    try:
-        installed = Path(str(resources.files("indical.shipped_sequences") / name))
-    except ModuleNotFoundError:
-        installed = None
-    if installed is None or not installed.is_file():
-        raise IndicalError(f"{name}: not among the shipped sequences (looked in {SEQUENCES} "
-                           "and the installed indical.shipped_sequences); reinstall indical")
-    return installed
+from indical.sequence.shipped import shipped_sequence
 
 
 DEMO_SETTINGS: dict[str, Any] = {
