@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -88,15 +89,39 @@ def parse_rig(text: str, source: str) -> RigSpec:
     return RigSpec(source, roles, tables, site)
 
 
+#: Where load_rig also looks for a rig file that is not there: a bare name, or the README's
+#: examples/rigs/NAME.
+_EXAMPLE_PREFIXES = (Path("."), Path("examples/rigs"))
+
+
+def example_rigs() -> dict[str, Path]:
+    """The example rig files shipped with indical (examples/rigs/, installed as package data of
+    `indical.examples`), by file name."""
+    try:
+        folder = resources.files("indical.examples") / "rigs"
+    except ModuleNotFoundError:
+        return {}
+    return {p.name: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
 def load_rig(path: str | Path | None = None) -> RigSpec:
-    """Read a rig file; with no path, the built-in simulated observatory."""
+    """Read a rig file; with no path, the built-in simulated observatory. A bare name or
+    examples/rigs/NAME that is not a file here is looked up among the shipped example rigs."""
     if path is None:
         return parse_rig(DEFAULT_RIG_TOML, "built-in simulated observatory")
     path = Path(path)
+    examples = example_rigs() if not path.exists() and path.parent in _EXAMPLE_PREFIXES else {}
+    name = path.name if path.suffix == ".toml" else f"{path.name}.toml"
+    if name in examples:
+        path = examples[name]
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise RigError(str(path), "file", "no such rig file") from None
+        shipped = ""
+        if path.parent in _EXAMPLE_PREFIXES:
+            names = ", ".join(sorted(examples or example_rigs()))
+            shipped = f" (example rigs shipped with indical: {names})"
+        raise RigError(str(path), "file", f"no such rig file{shipped}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RigError(str(path), "file", f"can't read it ({exc})") from None
     return parse_rig(text, str(path))

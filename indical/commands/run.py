@@ -26,11 +26,18 @@ from indical.errors import describe_os_error
               help="Change a setting of the sequence file, e.g. --set FLATS_PER_FILTER=5.")
 def run(sequence_file: Path, rig_path: Path | None, log_path: Path | None, out: Path,
         store_path: Path | None, sets: tuple[str, ...]) -> None:
-    """Run SEQUENCE_FILE (a Python file like sequences/panel_flats.py) on a rig."""
+    """Run SEQUENCE_FILE (a Python file like sequences/panel_flats.py, or the name of a shipped
+    sequence such as panel_flats.py) on a rig."""
     from indical.errors import check_output_file, check_output_folder
     from indical.rig import load_rig
     from indical.sequence.engine import load_sequence, parse_override, run_file
+    from indical.sequence.shipped import find_sequence
     overrides = dict(parse_override(s) for s in sets)
+    found, shipped = find_sequence(sequence_file)
+    if shipped:
+        console.print(f"{escape(str(sequence_file))} is not here: running the shipped sequence "
+                      f"{escape(str(found))}", soft_wrap=True)
+    sequence_file = found
     # everything that can be checked is checked before a device moves
     load_sequence(sequence_file, overrides)
     check_output_folder(out)

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = {"indical": "indical", "indical.drivers": "drivers", "indical.simulators": "simulators",
-           "indical.shipped_sequences": "sequences"}
+           "indical.shipped_sequences": "sequences", "indical.examples": "examples"}
 
 
 def _pyproject():
@@ -66,9 +66,11 @@ def test_every_c_source_is_package_data_or_compiled_by_the_build():
 
 
 @pytest.mark.system
-def test_the_wheel_carries_the_compiled_kernel_and_not_numba(tmp_path):
+def test_the_wheel_carries_the_compiled_kernel_and_what_the_readme_uses(tmp_path):
     """`pip wheel` on the checkout's files compiles the extension into the wheel; the
-    installed package needs no compiler and no numba."""
+    installed package needs no compiler and no numba. It carries what the README uses: the
+    shipped sequences, the example rigs, the licence; the adapters under the indical
+    namespace and nothing at the top level."""
     import shutil
     import subprocess
     import sys
@@ -93,6 +95,12 @@ def test_the_wheel_carries_the_compiled_kernel_and_not_numba(tmp_path):
                for n in names), names
     assert "indical/simulators/indi/loopback_bind.c" in names  # compiled at first use
     assert "numba" not in metadata.lower()
+    wanted = {f"indical/examples/rigs/{p.name}" for p in (ROOT / "examples" / "rigs").glob("*.toml")}
+    wanted |= {f"indical/shipped_sequences/{p.name}" for p in (ROOT / "sequences").glob("*.py")}
+    wanted |= {"indical/drivers/gpio.py", "indical/simulators/devices.py", "indical/cli.py"}
+    assert len(wanted) > 10 and not wanted - set(names), sorted(wanted - set(names))
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"indical"}
 
 
 def test_shipped_sequences_are_installed_with_the_package():

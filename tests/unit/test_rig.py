@@ -8,6 +8,20 @@ from indical.errors import RigError
 from indical.rig import load_rig, open_rig, parse_rig
 
 
+def test_an_example_rig_is_found_by_its_name(tmp_path, monkeypatch):
+    """As after a wheel install: the README's examples/rigs/NAME and a bare name both work."""
+    monkeypatch.chdir(tmp_path)
+    for given in ("relay-panel-mock.toml", "examples/rigs/relay-panel-mock.toml",
+                  "relay-panel-mock"):
+        spec = load_rig(given)
+        assert spec.source.endswith("relay-panel-mock.toml") and "panel" in spec.roles
+    with pytest.raises(RigError, match="no such rig file .example rigs shipped with indical: "
+                                       "flipflat-emulator.toml, indi-simulators.toml"):
+        load_rig("nope.toml")
+    (tmp_path / "relay-panel-mock.toml").write_text('[camera]\ndriver = "sim"\n')
+    assert list(load_rig("relay-panel-mock.toml").roles) == ["camera"]   # a file here wins
+
+
 def test_builtin_rig_has_every_role():
     spec = load_rig(None)
     assert set(spec.roles) == {"camera", "filter_wheel", "panel", "cover", "mount"}

@@ -46,6 +46,27 @@ def test_unknown_setting_is_named(tmp_path):
     assert "no setting 'FLATS'" in result.output and "FLATS_PER_FILTER" in result.output
 
 
+def test_a_shipped_sequence_is_found_by_its_name(tmp_path, monkeypatch):
+    """As after a wheel install: no sequences/ folder here, the README's command still runs."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rig.toml").write_text(SMALL_RIG)
+    result = CliRunner().invoke(main, ["run", "panel_flats", "--rig", "rig.toml", "-o", "frames",
+                                       "--store", "s.sqlite", "--set", "FLATS_PER_FILTER=1",
+                                       "--set", "DARK_FLATS_PER_EXPOSURE=1"])
+    assert result.exit_code == 0, result.output
+    assert "panel_flats is not here: running the shipped sequence" in result.output
+    assert "wrote 2 frames" in result.output
+
+
+def test_an_unknown_name_lists_the_shipped_sequences(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run", "sequences/panel_flat.py"])
+    assert result.exit_code == 2
+    assert "panel_flat.py: no such file, nor a shipped sequence" in result.output
+    assert "dark_library.py, panel_flats.py, relay_panel_flats.py, twilight_flats.py" \
+        in " ".join(result.output.split())
+
+
 def test_missing_sequence_file(tmp_path):
     result = CliRunner().invoke(main, ["run", str(tmp_path / "nope.py")])
     assert result.exit_code == 2 and "nope.py: no such sequence file" in result.output
