@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
+from indical.level import Band
 from indical.sequence.brightness import (WIDEN_AFTER, ExposureWindow, Steps, Trim, at_floor,
                                          next_brightness, window_trim)
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
                                        Refuse, dark_floor_adu, next_exposure)
 from indical.sequence.panel import _untried_below
-from indical.level import Band
 
 BAND = Band(0.9 * 30000, 30000, 1.1 * 30000)
 FULL = 65000.0
