@@ -334,6 +334,12 @@ def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: 
                                limits)
         if trim is not None:
             return trim
+        last = raw[-1]
+        if last.brightness in shorter and last.exposure_s <= limits.min_exposure_s * (1 + 1e-6) \
+                and (last.saturated or last.level_adu > band.high_adu):
+            # too bright even at the shortest exposure: the search goes on at that exposure,
+            # where frames read levels twenty times brighter before they saturate
+            return Trim(last.brightness, last.exposure_s, "too bright at the shortest exposure")
         # a step measured short because it saturated and still too bright for any exposure
         # counts as saturated, a bound, as before: near a panel's dark edge one level predicts
         # the curve poorly (interpolating from it lands in the dark range)

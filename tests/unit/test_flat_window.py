@@ -213,7 +213,23 @@ def test_a_saturated_first_frame_is_measured_again_short():
     short = Observation(0.05, 15000.0, False, 50)
     d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, [sat, short], window=window)
     assert isinstance(d, Trim) and d.brightness == 50 and d.exposure_s == pytest.approx(0.1)
-    # too bright even at 0.05 s: a saturated bound, the search goes dimmer
-    bright = Observation(0.05, 50000.0, False, 50)
-    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, [sat, bright], window=window)
+    # too bright even at 0.05 s, the floor here: see the next test; above the floor, a
+    # saturated bound, and the search goes dimmer at the search exposure
+    clipped = Observation(0.05, FULL, True, 50)
+    d = next_brightness(BAND, Steps(0, 100), 1.0, ExposureLimits(0.01, 10.0), [sat, clipped],
+                        window=window)
     assert isinstance(d, Measure) and d.brightness < 50 and d.exposure_s == 1.0
+
+
+def test_a_step_too_bright_at_the_floor_hands_over_to_the_search_there():
+    """Saturated at 1 s and still too bright at the 0.05 s floor: a trim at the frame already
+    taken, so the loop's exposure search refuses at once and the brightness search goes on at
+    the floor (no frame is repeated)."""
+    sat = Observation(1.0, FULL, True, 50)
+    bright = Observation(0.05, 50000.0, False, 50)
+    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, [sat, bright],
+                        window=ExposureWindow(0.5, 2.0))
+    assert isinstance(d, Trim) and d.brightness == 50 and d.exposure_s == 0.05
+    seed = [sat, bright]
+    e = next_exposure(BAND, ExposureLimits(0.05, 10.0, max_exposures=8), seed, d.exposure_s)
+    assert isinstance(e, Refuse) and e.kind is Refusal.TOO_BRIGHT
