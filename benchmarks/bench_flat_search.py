@@ -17,7 +17,7 @@ least light at its edge), ranges from 0-100 to 0-4095, coarse panels of 8-30 ste
 at full brightness from 0.5x to 500x what the target needs at the search exposure. Each of these
 panels runs a second night from the trained settings the first stored.
 
-indical runs the shipped sequences/panel_flats.py through the engine (one flat, no dark flats,
+indical runs the shipped sequences/panel_flats.py through the engine (one flat, one dark flat,
 EXPOSURE_S 1 s and the default EXPOSURE_RANGE_S, 0.5-2 s) and the count is read from its
 exposure log. The baseline runs on the same
 simulated devices: brightness = middle of [lo, hi], measure the whole-frame raw mean against
@@ -206,7 +206,7 @@ def run_indical(panel: Panel, tmp: Path, night: int = 1) -> tuple[int, str, str,
         result = run_sequence(ROOT / "sequences" / "panel_flats.py", rig,
                               FitsFolderSink(night_folder), log_path=night_folder / "log.jsonl",
                               store=TrainedStore(folder / "trained.sqlite"),
-                              overrides={"FLATS_PER_FILTER": 1, "DARK_FLATS_PER_EXPOSURE": 0,
+                              overrides={"FLATS_PER_FILTER": 1, "DARK_FLATS_PER_EXPOSURE": 1,
                                          "EXPOSURE_S": T0_S})
     entries = list(read_log(night_folder / "log.jsonl"))
     searches = [e for e in entries if e["kind"] == "search"]
