@@ -353,3 +353,18 @@ def test_settings_are_put_back_after_the_server_came_back(tmp_path):
         first.stop()
         if again is not None:
             again.stop()
+
+
+def test_an_error_mid_run_still_puts_everything_back(server, tmp_path):
+    """A sequence that fails half-way (here: an exposure outside the camera's range after two
+    frames) leaves the shared settings as the imaging program had them."""
+    before = imaging_program_settings(server, tmp_path / "imaging")
+    spec = parse_rig(rig_text(server), "shared rig")
+    with pytest.raises(ValueError, match="outside"):
+        with open_rig(spec) as rig:
+            rig.filter_wheel.move_to(1)
+            rig.panel.on()
+            rig.panel.set_brightness(200)
+            rig.camera.expose(0.05, FrameType.FLAT)
+            rig.camera.expose(1e6, FrameType.DARK)
+    assert read_back(server) == before
