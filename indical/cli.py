@@ -39,6 +39,7 @@ err_console = _console(stderr=True)
 # lists them all): `indical master` should not pay for the INDI client or astropy. Add new
 # commands here.
 _COMMANDS = {
+    "autopilot": "indical.commands.autopilot:autopilot",
     "bpm": "indical.commands.bpm:bpm",
     "calibrate": "indical.commands.calibrate:calibrate",
     "demo": "indical.commands.demo:demo",

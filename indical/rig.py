@@ -1,7 +1,7 @@
 """Rig files: which driver serves which role, read and checked once.
 
 A rig file is TOML with one table per role ([camera], [panel], [cover], [filter_wheel], [relay],
-[mount]) naming a `driver` and its settings, plus [site] and, for simulators, [clock] and [sky].
+[mount], [weather]) naming a `driver` and its settings, plus [site] and, for simulators, [clock] and [sky].
 A role that is not in the file is absent: it is never silently simulated."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from indical.clock import Clock, SystemClock
 from indical.default_rig import DEFAULT_RIG_TOML
 from indical.errors import IndicalError, RigError
 from indical.interfaces import (ROLE_INTERFACES, Camera, Cover, Device, FilterWheel,
-                                LightPanel, Mount, Relay)
+                                LightPanel, Mount, Relay, Weather)
 from indical.plugins import PluginNotFound, available_drivers, load_driver
 from indical.settings import Setting, between, read_settings
 from indical.site import Site
@@ -183,6 +183,10 @@ class Rig:
     @property
     def mount(self) -> Mount | None:
         return self.devices.get("mount")  # type: ignore[return-value]
+
+    @property
+    def weather(self) -> Weather | None:
+        return self.devices.get("weather")  # type: ignore[return-value]
 
     def require(self, *roles: str) -> None:
         """Raise a clear error when a role a sequence needs is not in the rig."""

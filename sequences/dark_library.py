@@ -39,3 +39,9 @@ def run(obs):
             if taken == 0:
                 break
         obs.say("still missing: " + "; ".join(n.config.label() for n in todo))
+
+
+def still_needed(needs):
+    """For `indical autopilot` (only_if = ["needed"]): the darks and bias still missing, or None."""
+    return needs.darks(min_frames=MIN_FRAMES, ccd=CCD, bias=BIAS,
+                       temperature_tol_c=TEMPERATURE_TOL_C)

@@ -28,3 +28,8 @@ def run(obs):
                         exposure_range_s=EXPOSURE_RANGE_S)
     obs.light_off()
     obs.dark_flats(count=DARK_FLATS_PER_EXPOSURE)
+
+
+def still_needed(needs):
+    """For `indical autopilot` (only_if = ["needed"]): what tonight still lacks, or None."""
+    return needs.flats(FILTERS)

@@ -46,3 +46,8 @@ def run(obs):
         dither_arcsec=DITHER_ARCSEC, stop_tracking=STOP_TRACKING, flat_spot=FLAT_SPOT,
         bias_adu=BIAS_ADU)
     obs.twilight_darks(result, mode=DARKS, count=DARKS_COUNT)
+
+
+def still_needed(needs):
+    """For `indical autopilot` (only_if = ["needed"]): what tonight still lacks, or None."""
+    return needs.flats(FILTERS)

@@ -12,7 +12,8 @@ import numpy as np
 from indical.errors import DeviceError, DeviceTimeout, RigError
 from indical.frame import Binning, Frame, FrameMeta, FrameType
 from indical.interfaces import (Camera, CameraInfo, Cover, CoverState, FilterWheel, LightPanel,
-                                Mount, PanelInfo, Relay)
+                                Mount, PanelInfo, Relay, Sky, Weather, WeatherReading)
+from indical.sinks import night_of
 from indical.simulators import schema as S
 from indical.simulators.clock import SimClock
 from indical.simulators.light_sources import light_source
@@ -333,11 +334,43 @@ class SimMount(Mount):
         self.world.clock.sleep(min(timeout_s, 20.0))
 
 
+class SimWeather(Weather):
+    """Cloudy on the nights listed (night 1 is the first evening on or after the simulated
+    clock's start, by the site's local date), clear otherwise. The simulated sky follows: on a
+    cloudy night every sky frame has clouds."""
+
+    def __init__(self, world: SimWorld, name: str, cloudy_nights: list[int]) -> None:
+        self.world = world
+        self.name = name
+        self.cloudy_nights = frozenset(cloudy_nights)
+        world.overcast = self.cloudy_at
+
+    def night_number(self, when: datetime) -> int:
+        """1 for the first evening on or after the clock's start (its local date)."""
+        lon = self.world.site.longitude_deg if self.world.site else 0.0
+        start_local = self.world.clock.start + timedelta(hours=lon / 15.0)
+        first = datetime(start_local.year, start_local.month, start_local.day)
+        return (datetime.fromisoformat(night_of(when, lon)) - first).days + 1
+
+    def cloudy_at(self, when: datetime) -> bool:
+        return self.night_number(when) in self.cloudy_nights
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "simulated weather", "cloudy_nights": sorted(self.cloudy_nights)}
+
+    def reading(self) -> WeatherReading:
+        now = self.world.clock.now()
+        night = self.night_number(now)
+        if night in self.cloudy_nights:
+            return WeatherReading(Sky.CLOUDY, f"simulated night {night} is cloudy")
+        return WeatherReading(Sky.CLEAR, f"simulated night {night} is clear")
+
+
 class SimDriver:
     """The `sim` driver plugin: every role, on one simulated world per rig."""
 
     name = "sim"
-    roles = frozenset({"camera", "panel", "cover", "filter_wheel", "relay", "mount"})
+    roles = frozenset({"camera", "panel", "cover", "filter_wheel", "relay", "mount", "weather"})
 
     def validate(self, role: str, table: Mapping[str, Any], *, source: str,
                  tables: Mapping[str, Any]) -> None:
@@ -395,4 +428,6 @@ class SimDriver:
         if role == "mount":
             world.mount = MountState(arcsec_per_px=s["arcsec_per_px"])
             return SimMount(world, world.mount, name)
+        if role == "weather":
+            return SimWeather(world, name, s["cloudy_nights"])
         raise RigError(session.source, f"[{role}]", "the sim driver does not serve this role")

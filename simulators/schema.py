@@ -32,6 +32,12 @@ def _names(v: Any) -> str | None:
     return None
 
 
+def _nights(v: Any) -> str | None:
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in v):
+        return "must be a list of night numbers counted from 1, like [2, 5]"
+    return None
+
+
 def _fraction(v: Any) -> str | None:
     return None if 0 <= v <= 1 else f"must be between 0 and 1, got {v}"
 
@@ -96,6 +102,13 @@ ROLE_SCHEMAS: dict[str, list[Setting]] = {
     "mount": [
         Setting("name", str, "Sim Mount"),
         Setting("arcsec_per_px", float, 1.5, check=positive),
+    ],
+    "weather": [
+        Setting("name", str, "Sim Weather"),
+        Setting("cloudy_nights", list, [], "nights (1 = the first evening on or after the "
+                "simulated clock's start) cloudy from dusk to dawn; the simulated sky has "
+                "clouds too",
+                check=_nights),
     ],
 }
 

@@ -3,6 +3,7 @@ sees what the panel, cover, filter wheel and mount are doing, by a simulated clo
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,6 +76,8 @@ class SimWorld:
         #: A panel that is not a simulated device (light_sources.py): read at each exposure.
         self.external_panel: Callable[[], tuple[PanelState | None, LidState | None]] | None = None
         self.last_spoilers: list[str] = []
+        #: Whole cloudy nights (a simulated weather role): every sky frame then has clouds.
+        self.overcast: Callable[[datetime], bool] | None = None
         self._sun_tables: dict[int, np.ndarray] = {}
 
     def filter_name(self) -> str | None:
@@ -129,7 +132,10 @@ class SimWorld:
                 alt = self.sun_altitude(mid)
                 flux = sky_flux(self.sky, band_for(self.filter_name()), alt)
                 offset = self._star_offset(mid)
-                source, self.last_spoilers = render_sky(self.sky, flux, shape, offset_px=offset,
+                sky = self.sky
+                if self.overcast is not None and self.overcast(mid):
+                    sky = dataclasses.replace(sky, cloud_probability=1.0)
+                source, self.last_spoilers = render_sky(sky, flux, shape, offset_px=offset,
                                                         rng=rng)
             illum = illumination_map(self.optics, w, h)
             return illum * (source * np.float32(self.throughput()))

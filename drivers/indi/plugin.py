@@ -40,12 +40,13 @@ SCHEMAS: dict[str, list[Setting]] = {
     "panel": COMMON,
     "cover": COMMON,
     "filter_wheel": COMMON,
+    "weather": COMMON,
 }
 
 
 class IndiDriver:
-    """Cameras, light boxes, covers and filter wheels behind an indiserver. A flip-flat is one
-    INDI device: name it as both the panel's and the cover's `device`."""
+    """Cameras, light boxes, covers, filter wheels and weather stations behind an indiserver.
+    A flip-flat is one INDI device: name it as both the panel's and the cover's `device`."""
 
     name = "indi"
     roles = frozenset(SCHEMAS)
@@ -113,4 +114,8 @@ def _adapter(role: str, conn: Any, s: dict[str, Any]):
         from indical.drivers.indi.filter_wheel import IndiFilterWheel
         return IndiFilterWheel(conn, s["device"], timeout_s=s["timeout_s"],
                                busy_timeout_s=s["busy_timeout_s"])
+    if role == "weather":
+        from indical.drivers.indi.weather import IndiWeather
+        return IndiWeather(conn, s["device"], timeout_s=s["timeout_s"],
+                           busy_timeout_s=s["busy_timeout_s"])
     raise RigError("rig", f"[{role}]", "the indi driver does not serve this role")

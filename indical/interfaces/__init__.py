@@ -7,6 +7,7 @@ from indical.interfaces.filter_wheel import FilterWheel
 from indical.interfaces.light_panel import LightPanel, PanelInfo
 from indical.interfaces.mount import Mount
 from indical.interfaces.relay import Relay
+from indical.interfaces.weather import Sky, Weather, WeatherReading
 
 #: Role name in a rig file -> the interface a device in that role implements.
 ROLE_INTERFACES: dict[str, type[Device]] = {
@@ -16,7 +17,9 @@ ROLE_INTERFACES: dict[str, type[Device]] = {
     "filter_wheel": FilterWheel,
     "relay": Relay,
     "mount": Mount,
+    "weather": Weather,
 }
 
 __all__ = ["Camera", "CameraInfo", "Cover", "CoverState", "Device", "FilterWheel",
-           "LightPanel", "PanelInfo", "Mount", "Relay", "ROLE_INTERFACES"]
+           "LightPanel", "PanelInfo", "Mount", "Relay", "Sky", "Weather", "WeatherReading",
+           "ROLE_INTERFACES"]

@@ -7,6 +7,7 @@ Times are UTC seconds since the Unix epoch (`*_unix`) inside; datetimes only at 
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -35,23 +36,26 @@ def from_unix(t_unix: float) -> datetime:
     return datetime.fromtimestamp(t_unix, tz=timezone.utc)
 
 
+@functools.lru_cache(maxsize=8)
+def observer(site: Site):
+    """astroplan's Observer at the site (no refraction: the sun's geometric altitude)."""
+    from astroplan import Observer
+    return Observer(location=site.earth_location())
+
+
 def sun_altitudes_deg(site: Site, times_unix: np.ndarray | list[float]) -> np.ndarray:
-    """Geometric sun altitude (no refraction) at the site, one astropy call for all times."""
-    from astropy.coordinates import AltAz, get_sun
+    """Geometric sun altitude (no refraction) at the site, one astroplan call for all times."""
     from astropy.time import Time
 
     t = Time(np.atleast_1d(np.asarray(times_unix, dtype=float)), format="unix")
-    altaz = get_sun(t).transform_to(AltAz(obstime=t, location=site.earth_location()))
-    return np.asarray(altaz.alt.deg, dtype=float)
+    return np.asarray(observer(site).sun_altaz(t).alt.deg, dtype=float)
 
 
 def sun_azimuth_deg(site: Site, when_unix: float) -> float:
     """Sun azimuth (degrees east of north), for pointing away from the sun."""
-    from astropy.coordinates import AltAz, get_sun
     from astropy.time import Time
 
-    t = Time(when_unix, format="unix")
-    return float(get_sun(t).transform_to(AltAz(obstime=t, location=site.earth_location())).az.deg)
+    return float(observer(site).sun_altaz(Time(when_unix, format="unix")).az.deg)
 
 
 @dataclass(frozen=True)
