@@ -17,6 +17,7 @@ from indical.site import Site
 
 NAUTICAL_DEG = -12.0
 PAST = 60.0   # look for the next crossing this many seconds after the last one
+STEP_S = 600.0   # sun altitude samples; interpolated crossings are within 4 s of astroplan's
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,12 @@ def night_of(site: Site, when: datetime) -> str:
 
 def night_spans(site: Site, night: str) -> list[Span]:
     """The four windows of one night, in order (dusk, night, dawn, day), from one astroplan
-    call for the sun's altitude over 36 hours (2-minute samples; crossings interpolated)."""
+    call for the sun's altitude over 36 hours (10-minute samples; crossings interpolated)."""
     from indical.twilight.window import SunPath, from_unix, to_unix
 
     noon = local_noon(site, night)
     t0 = to_unix(noon)
-    path = SunPath.compute(site, t0, 36 * 3600.0, step_s=120.0)
+    path = SunPath.compute(site, t0, 36 * 3600.0, step_s=STEP_S)
     next_noon = noon + timedelta(days=1)
 
     def at(t: float | None) -> datetime | None:
