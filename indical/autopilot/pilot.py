@@ -249,7 +249,13 @@ class Autopilot:
                                 f"the {span.window.value} window closed at {stamp(span.end)} "
                                 "before this task's turn", start, start, 0)
         resumed = done is not None
-        holds, why_not = self._conditions(task, night)
+        try:
+            holds, why_not = self._conditions(task, night)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a sequence that can't say whether it is needed, ...
+            return self._finish(night, task.name, "failed", f"checking only_if: {exc}", start,
+                                self.clock.now(), 0)
         if why_not:
             return self._finish(night, task.name, "skipped", "; ".join(why_not), start,
                                 self.clock.now(), 0)

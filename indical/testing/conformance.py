@@ -22,7 +22,7 @@ import pytest
 from indical.errors import DeviceError, NotSupported
 from indical.frame import Binning, Frame, FrameType
 from indical.interfaces import (Camera, CameraInfo, Cover, CoverState, FilterWheel, LightPanel,
-                                PanelInfo, Relay)
+                                PanelInfo, Relay, Sky, Weather, WeatherReading)
 
 
 def _short_exposure(info: CameraInfo) -> float:
@@ -209,3 +209,19 @@ class RelayConformance:
             assert not relay.is_on()
         except DeviceError:
             pass
+
+
+class WeatherConformance:
+    """Provide a `weather` fixture."""
+
+    def test_reading(self, weather):
+        assert isinstance(weather, Weather)
+        assert isinstance(weather.describe(), dict) and weather.describe()
+        reading = weather.reading()
+        assert isinstance(reading, WeatherReading) and isinstance(reading.sky, Sky)
+        assert isinstance(reading.detail, str)
+
+    def test_disconnected_reads_unknown_or_answers(self, weather):
+        weather.disconnect()
+        # a station that can't be read is unknown weather, never an exception
+        assert isinstance(weather.reading().sky, Sky)

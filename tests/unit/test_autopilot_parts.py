@@ -161,3 +161,18 @@ def test_once_exits_0_when_all_done_or_rightly_skipped_and_1_on_a_failure(tmp_pa
     lines = [json.loads(x) for x in (tmp_path / "out2" / "journal.jsonl").read_text().splitlines()]
     assert [(e["task"], e["outcome"]) for e in lines] == [("broken", "failed"), ("after", "done")]
     assert "no luck" in lines[0]["reason"]                 # the night went on after the failure
+
+
+def test_needed_of_a_sequence_without_still_needed_fails_that_task_only(tmp_path):
+    (tmp_path / "rig.toml").write_text(ONCE_RIG)
+    (tmp_path / "ok.py").write_text("def run(obs):\n    obs.say('fine')\n")
+    (tmp_path / "plan.toml").write_text(
+        '[[task]]\nname = "asks"\nsequence = "ok.py"\nwhen = "day"\nonly_if = ["needed"]\n\n'
+        '[[task]]\nname = "after"\nsequence = "ok.py"\nwhen = "day"\n')
+    result = CliRunner().invoke(main, ["autopilot", str(tmp_path / "plan.toml"), "--rig",
+                                       str(tmp_path / "rig.toml"), "-o", str(tmp_path / "out"),
+                                       "--once", "day"])
+    assert result.exit_code == 1, result.output
+    lines = [json.loads(x) for x in (tmp_path / "out" / "journal.jsonl").read_text().splitlines()]
+    assert [(e["task"], e["outcome"]) for e in lines] == [("asks", "failed"), ("after", "done")]
+    assert "ok.py: has no still_needed(needs) function" in lines[0]["reason"]

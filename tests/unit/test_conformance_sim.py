@@ -7,7 +7,7 @@ import pytest
 from indical.rig import load_rig, open_rig
 from indical.testing.conformance import (CameraConformance, CoverConformance,
                                          FilterWheelConformance, LightPanelConformance,
-                                         RelayConformance)
+                                         RelayConformance, WeatherConformance)
 
 RIG = """
 [site]
@@ -25,6 +25,9 @@ driver = "sim"
 driver = "sim"
 [relay]
 driver = "sim"
+[weather]
+driver = "sim"
+cloudy_nights = [1]
 """
 
 
@@ -73,3 +76,9 @@ class TestSimRelay(RelayConformance):
     @pytest.fixture
     def relay(self, rig):
         return rig.relay
+
+
+class TestSimWeather(WeatherConformance):
+    @pytest.fixture
+    def weather(self, rig):
+        return rig.weather
