@@ -84,7 +84,8 @@ def test_server_stopped_before_dusk_of_night_3_then_night_4_works(tmp_path):
     assert [e["outcome"] for e in journal] == ["done", "done", "failed", "done"]
     assert [e["frames"] for e in journal] == [2, 2, 0, 2]
     failed = journal[2]["reason"]
-    assert f"indiserver 127.0.0.1:{port}" in failed and "can't connect" in failed, failed
+    assert failed.startswith(f"indiserver 127.0.0.1:{port}: connecting:"), failed
+    assert "is indiserver running there" in failed, failed
 
 
 def test_indi_weather_station_clear_then_rain(tmp_path):
