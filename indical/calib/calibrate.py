@@ -167,6 +167,10 @@ class Calibrator:
         if is_calibrated_output(header):
             return LightOutcome(path, None, "already a calibrated frame (written by indical "
                                             "calibrate); give the raw light instead")
+        processed = is_processed_by_another_program(header,
+                                                    float_data=image.raw.dtype.kind == "f")
+        if processed:
+            return LightOutcome(path, None, f"{processed}; give the raw light instead")
         try:
             meta = header_to_meta(header)
         except ExposureError as exc:
@@ -181,10 +185,6 @@ class Calibrator:
                 return LightOutcome(path, Status.FAILED, str(exc2))
         if meta.frame_type is not FrameType.LIGHT:
             return LightOutcome(path, None, f"not a light frame ({meta.frame_type.value})")
-        processed = is_processed_by_another_program(header,
-                                                    float_data=image.raw.dtype.kind == "f")
-        if processed:
-            return LightOutcome(path, None, f"{processed}; give the raw light instead")
         height, width = image.height, image.width
         light = light_info(meta, width, height)
         night = night_of(meta.start, meta.site_lon_deg) if meta.start else None
