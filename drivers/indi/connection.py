@@ -9,7 +9,7 @@ adapters set their devices up again because the connection's generation changed.
 
 The server is shared with other clients (the imaging program): before the first change of a
 property through this connection its values are kept, and `close()` puts every such property
-back as it was (see decision 016). Closing ends the library's reader thread before returning, so
+back as it was (see decision 020). Closing ends the library's reader thread before returning, so
 no thread calls into Python while the interpreter shuts down."""
 
 from __future__ import annotations
