@@ -12,6 +12,7 @@ import ast
 import importlib.util
 import math
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -53,10 +54,15 @@ def load_sequence(path: Path, overrides: dict[str, Any] | None = None) -> Module
     if spec is None or spec.loader is None:
         raise SequenceError(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
+    # No __pycache__ beside the user's sequence file (their folder is theirs, and may be
+    # read-only); a sequence is loaded once per run, so cached bytecode saves nothing.
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise SequenceError(f"{path}: can't load it ({type(exc).__name__}: {exc})") from exc
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
     if not callable(getattr(module, "run", None)):
         raise SequenceError(f"{path}: has no run(obs) function")
     for name, value in (overrides or {}).items():

@@ -92,3 +92,18 @@ def test_demo_in_process(tmp_path):
     # then a simulated dusk: twilight flats in three filters beside the panel flats
     sky = [p for p in (tmp_path / "twilight").rglob("flat_*.fits") if "rejected" not in p.parts]
     assert len(sky) == 9 and "twilight flats per filter" in result.output
+
+
+def test_loading_a_sequence_writes_no_bytecode_beside_it(tmp_path, monkeypatch):
+    """The user's sequence folder gets no __pycache__, whatever PYTHONDONTWRITEBYTECODE says."""
+    import sys
+
+    from indical.sequence.engine import load_sequence
+
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    seq = tmp_path / "mine.py"
+    seq.write_text("FLATS = 3\n\ndef run(obs):\n    pass\n")
+    module = load_sequence(seq, {"FLATS": 4})
+    assert module.FLATS == 4
+    assert not (tmp_path / "__pycache__").exists()
+    assert sys.dont_write_bytecode is False
