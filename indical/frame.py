@@ -25,6 +25,26 @@ class FrameType(enum.Enum):
         return self in (FrameType.LIGHT, FrameType.FLAT)
 
 
+#: Bayer patterns, as the colours at (x, y) = (0, 0), (1, 0), (0, 1), (1, 1).
+BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+
+def bayer_at(pattern: str, x: int = 0, y: int = 0) -> str:
+    """The Bayer pattern seen from pixel (x, y) of a grid whose pixel (0, 0) has `pattern`.
+
+    A frame's effective pattern (the colour at its own pixel (0, 0)) is
+    `bayer_at(BAYERPAT, XBAYROFF, YBAYROFF)`, as Siril and INDI read those keywords; a region of
+    interest starting at sensor pixel (x, y) adds x and y: `bayer_at(BAYERPAT, XBAYROFF + x,
+    YBAYROFF + y)`. Only the parity of x and y matters. Raises ValueError for an unknown
+    pattern."""
+    key = pattern.strip().upper()
+    if key not in BAYER_PATTERNS:
+        raise ValueError(f"unknown Bayer pattern {pattern!r}; known: {', '.join(BAYER_PATTERNS)}")
+    dx, dy = x % 2, y % 2
+    return "".join(key[2 * ((dy + row) % 2) + (dx + col) % 2]
+                   for row in (0, 1) for col in (0, 1))
+
+
 # What lit a flat: a flat panel (or dome screen) or the twilight sky. Kept apart everywhere:
 # their illumination differs (a panel's is not the sky's), so one never stands in for the other.
 FLAT_SOURCES = ("PANEL", "SKY")
@@ -75,11 +95,21 @@ class FrameMeta:
     level_adu: float | None = None
     e_per_adu: float | None = None
     pixel_size_um: float | None = None
-    bayer_pattern: str | None = None
+    bayer_pattern: str | None = None    # BAYERPAT as written; None: a mono sensor
+    bayer_offset_x: int = 0             # XBAYROFF: where the pattern starts, see `bayer_at`
+    bayer_offset_y: int = 0             # YBAYROFF
     site_lat_deg: float | None = None
     site_lon_deg: float | None = None
     flat_source: str | None = None      # flats: what lit them, FLAT_SOURCES
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def effective_bayer(self) -> str | None:
+        """The Bayer pattern at this frame's pixel (0, 0) (BAYERPAT shifted by XBAYROFF and
+        YBAYROFF), None for a mono frame. Raises ValueError for an unknown pattern."""
+        if self.bayer_pattern is None:
+            return None
+        return bayer_at(self.bayer_pattern, self.bayer_offset_x, self.bayer_offset_y)
 
     def replace(self, **changes: Any) -> "FrameMeta":
         return dataclasses.replace(self, **changes)

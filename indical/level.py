@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Bayer patterns we know, as the colour at (row 0, col 0), (0, 1), (1, 0), (1, 1).
-BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
+from indical.frame import BAYER_PATTERNS  # noqa: F401  (re-exported: level.BAYER_PATTERNS)
 
 #: Fraction of pixels piled up at the top that reveals the ADC's real maximum.
 PILE_UP_FRACTION = 1e-3

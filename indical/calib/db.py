@@ -9,19 +9,21 @@ Tables (see docs/decisions/015-library-schema.md):
 
 - `frames`: one row per frame file: path (unique), sha256 of the content (unique, so ingesting
   the same file twice is a no-op), type, configuration (camera, readout mode, gain, offset,
-  binning, width, height, filter, exposure_s), sensor and set-point temperature, Bayer pattern,
+  binning, width, height, filter, exposure_s), sensor and set-point temperature, Bayer pattern
+  as written (BAYERPAT) and its offsets (`bayer_offset_x`, `bayer_offset_y`: XBAYROFF, YBAYROFF),
   DATE-OBS, median and MAD in ADU, ingest time, what lit a flat (`flat_source`: PANEL or SKY).
 - `masters`: one row per master file: type, the same configuration columns, its mean
   temperature, `group_key` (JSON of the configuration that defines "the same master"), method and
   parameters (JSON), precalibration used and why (`precal_reason`), what lit a flat
-  (`flat_source`: PANEL or SKY), number of frames, creation time and `superseded_by` (the id of
+  (`flat_source`: PANEL or SKY), the Bayer pattern at its pixel (0, 0) (`bayer_pattern`, offsets
+  applied; NULL: mono), number of frames, creation time and `superseded_by` (the id of
   the master that replaced it; NULL while current). Superseded masters stay recorded.
 - `master_sources`: (master_id, frame_id) links a master to the frames it was built from.
 - `expiry`: per frame type, the age in days after which a master counts as expired.
 - `light_calibration`, `light_masters`: per light, the outcome of calibrating it and which
   masters it used; a trigger marks lights for recalibration when one of those is superseded.
 - `captures`: captures in progress, which sequences report so `indical needs` can show them.
-- `bad_pixel_maps`: bad pixel maps, a master type of their own.
+- `bad_pixel_maps`: bad pixel maps, a master type of their own (with `bayer_pattern` as masters).
 - `camera_sensors`: per camera, 'cmos' (the default) or 'ccd' (`indical library sensor`).
 
 Times are UTC ISO 8601 text. The SQL is kept to what SQLite and PostgreSQL both accept, except
@@ -187,6 +189,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             camera TEXT PRIMARY KEY,
             sensor TEXT NOT NULL CHECK (sensor IN ('cmos', 'ccd'))
         )""",
+    ),
+    # 4: one-shot-colour sensors. A frame's Bayer offsets (XBAYROFF, YBAYROFF) beside its
+    # BAYERPAT; masters and bad pixel maps keep the pattern at their pixel (0, 0) with the
+    # offsets applied (the phase a light must have to use them; NULL: mono).
+    (
+        "ALTER TABLE frames ADD COLUMN bayer_offset_x INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE frames ADD COLUMN bayer_offset_y INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE masters ADD COLUMN bayer_pattern TEXT",
+        "ALTER TABLE bad_pixel_maps ADD COLUMN bayer_pattern TEXT",
     ),
 )
 

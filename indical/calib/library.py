@@ -26,7 +26,7 @@ from indical.sinks import FrameQuery
 
 _FRAME_COLS = ("id, path, sha256, frame_type, camera, readout_mode, gain, offset, xbin, ybin, "
                "width, height, filter, exposure_s, sensor_temp_c, setpoint_temp_c, bayer_pattern, "
-               "date_obs, median_adu, mad_adu, flat_source")
+               "date_obs, median_adu, mad_adu, flat_source, bayer_offset_x, bayer_offset_y")
 _MASTER_FIELDS = ("id", "path", "frame_type", *config_columns(), "filter", "exposure_s",
                   "group_key", "method", "parameters", "precal", "n_frames", "created_at",
                   "superseded_by", "precal_reason", "flat_source")
@@ -175,13 +175,15 @@ class CalibrationLibrary:
             cur = db.execute(
                 "INSERT INTO frames (path, sha256, frame_type, camera, readout_mode, gain, offset, "
                 "xbin, ybin, width, height, filter, exposure_s, sensor_temp_c, setpoint_temp_c, "
-                "bayer_pattern, date_obs, median_adu, mad_adu, ingested_at, flat_source) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "bayer_pattern, date_obs, median_adu, mad_adu, ingested_at, flat_source, "
+                "bayer_offset_x, bayer_offset_y) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.path, record.sha256, m.frame_type.value, m.camera, m.readout_mode, m.gain,
                  m.offset, m.binning.x, m.binning.y, record.width, record.height, m.filter,
                  m.exposure_s, m.sensor_temp_c, m.setpoint_temp_c, m.bayer_pattern, _iso(m.start),
                  _finite(record.median_adu), _finite(record.mad_adu), _iso(_now()),
-                 meta_flat_source(m) if m.frame_type is FrameType.FLAT else None))
+                 meta_flat_source(m) if m.frame_type is FrameType.FLAT else None,
+                 m.bayer_offset_x, m.bayer_offset_y))
             return replace(record, id=cur.lastrowid), True
 
     def ingest(self, paths: Iterable[Path], *, frame_type: FrameType | None = None,
@@ -374,11 +376,12 @@ def _frame_where(query: FrameQuery | None, frame_type: FrameType | None) -> tupl
 
 def _frame_from_row(row: tuple) -> FrameRecord:
     (fid, path, sha, kind, camera, mode, gain, offset, xbin, ybin, width, height, filt, exp,
-     temp, setp, bayer, date_obs, med, mad, source) = row
+     temp, setp, bayer, date_obs, med, mad, source, bayer_x, bayer_y) = row
     meta = FrameMeta(frame_type=FrameType(kind), exposure_s=exp, camera=camera, gain=gain,
                      offset=offset, binning=Binning(xbin, ybin), readout_mode=mode,
                      sensor_temp_c=temp, setpoint_temp_c=setp, filter=filt,
-                     start=_time(date_obs), bayer_pattern=bayer, flat_source=source)
+                     start=_time(date_obs), bayer_pattern=bayer, flat_source=source,
+                     bayer_offset_x=bayer_x or 0, bayer_offset_y=bayer_y or 0)
     return FrameRecord(path=path, sha256=sha, meta=meta, width=width, height=height,
                        median_adu=med if med is not None else float("nan"),
                        mad_adu=mad if mad is not None else float("nan"), id=fid)

@@ -267,7 +267,8 @@ def combined_meta(kind: FrameType, infos: list[SourceInfo]) -> FrameMeta:
         filter=shared("filter") if kind is FrameType.FLAT else None,
         start=min(starts) if starts else None, end=max(ends) if ends else None,
         e_per_adu=shared("e_per_adu"), pixel_size_um=shared("pixel_size_um"),
-        bayer_pattern=shared("bayer_pattern"),
+        bayer_pattern=shared("bayer_pattern"), bayer_offset_x=shared("bayer_offset_x") or 0,
+        bayer_offset_y=shared("bayer_offset_y") or 0,
         flat_source=(_shared_source(infos) if kind is FrameType.FLAT else None),
     )
 

@@ -100,7 +100,10 @@ def meta_to_header(meta: FrameMeta, header: Any = None) -> Any:
     if meta.pixel_size_um is not None:
         put("XPIXSZ", meta.pixel_size_um * meta.binning.x, "[um] Pixel width incl. binning")
         put("YPIXSZ", meta.pixel_size_um * meta.binning.y, "[um] Pixel height incl. binning")
-    put("BAYERPAT", meta.bayer_pattern, "Bayer colour filter pattern")
+    if meta.bayer_pattern is not None:
+        put("BAYERPAT", meta.bayer_pattern, "Bayer colour filter pattern")
+        put("XBAYROFF", meta.bayer_offset_x, "Bayer pattern x offset")
+        put("YBAYROFF", meta.bayer_offset_y, "Bayer pattern y offset")
     put("SITELAT", meta.site_lat_deg, "[deg] Site latitude")
     put("SITELONG", meta.site_lon_deg, "[deg] Site longitude, east positive")
     if meta.frame_type is FrameType.FLAT:
@@ -204,6 +207,15 @@ def _binning(header: Mapping[str, Any]) -> Binning:
     return Binning(x or 1, y or x or 1)
 
 
+def _bayer(header: Mapping[str, Any]) -> str | None:
+    """BAYERPAT (or COLORTYP), upper-cased; None when absent or saying mono ('NONE', 'MONO').
+    An unknown pattern is kept as written, for the error that names it when it is used."""
+    text = _text(header, "BAYERPAT", "COLORTYP")
+    if text is None or text.upper() in ("NONE", "MONO", "MONOCHROME", "FALSE", "N/A"):
+        return None
+    return text.upper()
+
+
 class ExposureError(ValueError):
     """A header's exposure time is missing, not a number, negative, or given twice with two
     values: the frame can't be matched or combined by exposure."""
@@ -277,7 +289,9 @@ def header_to_meta(header: Mapping[str, Any], *, frame_type: FrameType | None = 
         sun_altitude_deg=_number(header, "SUNALT"),
         level_adu=_number(header, "LEVEL"),
         e_per_adu=e_per_adu,
-        bayer_pattern=_text(header, "BAYERPAT", "COLORTYP"),
+        bayer_pattern=_bayer(header),
+        bayer_offset_x=_int(header, "XBAYROFF", "BAYOFFX") or 0,
+        bayer_offset_y=_int(header, "YBAYROFF", "BAYOFFY") or 0,
         site_lat_deg=_number(header, "SITELAT"),
         site_lon_deg=_number(header, "SITELONG"),
         flat_source=header_flat_source(header) if kind is FrameType.FLAT else None,

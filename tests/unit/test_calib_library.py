@@ -161,3 +161,16 @@ def test_ingest_reads_compressed_files(lib, tmp_path):
     assert record.meta.frame_type is FrameType.BIAS
     assert (record.width, record.height) == (64, 48)
     assert record.median_adu == pytest.approx(float(np.median(data)), abs=2)
+
+
+def test_a_frames_bayer_pattern_and_offsets_are_indexed(lib, tmp_path):
+    path = write_synthetic(tmp_path / "raw" / "flat.fits", FrameType.FLAT, bayer_pattern="RGGB",
+                           bayer_offset_x=1, bayer_offset_y=1)
+    mono = write_synthetic(tmp_path / "raw" / "mono.fits", FrameType.FLAT, seed=1)
+    lib.ingest([path, mono])
+    (colour,) = [f for f in lib.frames() if Path(f.path).name == "flat.fits"]
+    meta = colour.meta
+    assert (meta.bayer_pattern, meta.bayer_offset_x, meta.bayer_offset_y) == ("RGGB", 1, 1)
+    assert meta.effective_bayer == "BGGR"
+    (plain,) = [f for f in lib.frames() if Path(f.path).name == "mono.fits"]
+    assert plain.meta.effective_bayer is None

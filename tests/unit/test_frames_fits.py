@@ -11,7 +11,7 @@ from astropy.io import fits
 from indical.errors import FitsError
 from indical.fits.keywords import header_to_meta, meta_to_header, parse_imagetyp
 from indical.fits.io import read_frame, write_frame
-from indical.frame import Binning, Frame, FrameMeta, FrameType
+from indical.frame import Binning, Frame, FrameMeta, FrameType, bayer_at
 from indical.sinks import FitsFolderSink, FrameQuery, night_of
 
 META = FrameMeta(frame_type=FrameType.FLAT, exposure_s=1.5, camera="Cam", gain=100.0,
@@ -112,3 +112,48 @@ def test_written_files_get_ordinary_permissions_not_private_temporary_ones(tmp_p
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("pattern, x, y, seen", [
+    ("RGGB", 0, 0, "RGGB"), ("RGGB", 1, 0, "GRBG"), ("RGGB", 0, 1, "GBRG"), ("RGGB", 1, 1, "BGGR"),
+    ("BGGR", 1, 0, "GBRG"), ("GRBG", 1, 1, "GBRG"), ("GBRG", 3, 2, "BGGR"), ("rggb", 2, 4, "RGGB"),
+])
+def test_bayer_pattern_seen_from_an_offset(pattern, x, y, seen):
+    assert bayer_at(pattern, x, y) == seen
+
+
+def test_bayer_pattern_shift_moves_each_colour_where_the_sensor_has_it():
+    """The effective pattern of a crop at (x, y) is the sensor's colours read from there."""
+    sensor = np.array([list("RG"), list("GB")] * 3)[:, [0, 1] * 3]   # 6x6 RGGB colour map
+    for x in range(3):
+        for y in range(3):
+            crop = sensor[y:y + 2, x:x + 2]
+            assert bayer_at("RGGB", x, y) == "".join(crop.ravel())
+
+
+def test_unknown_bayer_pattern_is_named():
+    with pytest.raises(ValueError, match="'RGBW'"):
+        bayer_at("RGBW")
+
+
+def test_bayer_keywords_round_trip_and_give_the_effective_pattern():
+    colour = META.replace(bayer_pattern="RGGB", bayer_offset_x=1, bayer_offset_y=0)
+    h = meta_to_header(colour)
+    assert (h["BAYERPAT"], h["XBAYROFF"], h["YBAYROFF"]) == ("RGGB", 1, 0)
+    back = header_to_meta(h)
+    assert (back.bayer_pattern, back.bayer_offset_x, back.bayer_offset_y) == ("RGGB", 1, 0)
+    assert back.effective_bayer == "GRBG"
+    mono = meta_to_header(META)
+    assert "BAYERPAT" not in mono and "XBAYROFF" not in mono
+    assert header_to_meta(mono).effective_bayer is None
+
+
+def test_other_programs_bayer_keywords():
+    h = fits.Header({"IMAGETYP": "LIGHT", "EXPTIME": 1.0, "BAYERPAT": "gbrg ", "YBAYROFF": 1})
+    m = header_to_meta(h)
+    assert (m.bayer_pattern, m.bayer_offset_x, m.bayer_offset_y) == ("GBRG", 0, 1)
+    assert m.effective_bayer == "RGGB"
+    assert header_to_meta(fits.Header({"IMAGETYP": "LIGHT", "EXPTIME": 1.0,
+                                       "BAYERPAT": "NONE"})).bayer_pattern is None
+    assert header_to_meta(fits.Header({"IMAGETYP": "LIGHT", "EXPTIME": 1.0,
+                                       "COLORTYP": "BGGR"})).effective_bayer == "BGGR"
