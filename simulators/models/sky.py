@@ -2,7 +2,9 @@
 
 Zenith sky brightness against sun altitude from Patat et al. 2006 (A&A 455, 385; Paranal):
 m = a0 + a1 x + a2 x^2 mag/arcsec^2 with x = sun zenith distance - 95 deg, fitted for sun altitude
--5 to -15 deg. Above -5 deg the curve is continued along its tangent at -5 deg. Sun altitude comes
+-5 to -15 deg. Above -5 deg the curve is continued along its tangent at -5 deg; below -15 deg
+along its tangent at -15 deg until a night sky's 21.5 mag/arcsec^2 (the parabola itself turns
+bright again: at -40 deg it would be brighter than daylight). Sun altitude comes
 from astropy. Stars, clouds and satellite trails spoil some frames, as on a real sky."""
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ PATAT_2006 = {
 }
 
 
+#: x (sun zenith distance - 95 deg) at the fit's dark end, the sun at -15 deg.
+_X_DARK = 10.0
+
+#: A dark night sky (V, mag/arcsec^2): past the fit the sky darkens to this and no further.
+NIGHT_SKY_MAG = 21.5
+
+
 def patat_mag(band: str, sun_alt_deg: float, slope: float = 1.0) -> float:
     """Zenith sky surface brightness (mag/arcsec^2) in a Johnson band. `slope` scales how fast
     the sky fades with the sun's depression (1: Paranal as Patat measured it)."""
@@ -30,6 +39,12 @@ def patat_mag(band: str, sun_alt_deg: float, slope: float = 1.0) -> float:
     x = (90.0 - sun_alt_deg) - 95.0
     if x < 0:  # sun above -5 deg: outside the fit, continue along the tangent
         return a0 + slope * a1 * x
+    if x > _X_DARK:
+        # sun below -15 deg: outside the fit too, whose parabola turns bright again; continue
+        # along the tangent until the night sky's darkness
+        edge = a0 + slope * (a1 * _X_DARK + a2 * _X_DARK * _X_DARK)
+        tangent = max(slope * (a1 + 2 * a2 * _X_DARK), 0.0)
+        return min(edge + tangent * (x - _X_DARK), max(edge, NIGHT_SKY_MAG))
     return a0 + slope * (a1 * x + a2 * x * x)
 
 

@@ -187,6 +187,16 @@ def test_patat_v_band_matches_published_values(alt, expected):
     assert patat_mag("V", alt) == pytest.approx(expected, abs=0.05)
 
 
+@pytest.mark.parametrize("band", ["U", "B", "V", "R", "I"])
+def test_night_sky_stays_dark_below_the_fit(band):
+    """Below -15 deg Patat's parabola turns bright again (V: brighter than daylight at -40
+    deg): the sky darkens on to a night sky and stays there, whatever the hour."""
+    mags = [patat_mag(band, alt) for alt in np.arange(-12.0, -90.0, -0.5)]
+    assert all(b >= a for a, b in zip(mags, mags[1:]))
+    assert patat_mag(band, -89.0) == pytest.approx(max(patat_mag(band, -15.0), 21.5))
+    assert np.isfinite(sky_flux(SkyParams(), band, -60.0))
+
+
 def test_sky_at_minus_six_in_v_within_005_mag_of_patat_formula():
     p = SkyParams(offset_mag=0.0, zero_point_mag=25.0)
     flux = sky_flux(p, "V", -6.0)
