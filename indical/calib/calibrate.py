@@ -204,7 +204,7 @@ class Calibrator:
             choice = choose_masters(light, self.catalogue.infos, ccd=ccd,
                                     rules=self.options.rules, now=self.now)
         base = dict(meta=meta, record=record, night=night, choice=choice)
-        required = [m for m in choice.missing if not m.startswith("flat")]
+        required = [m for m in choice.missing if "flat for filter" not in m]
         if required or not choice.used:
             return LightOutcome(path, Status.NO_MASTERS,
                                 "no matching " + ", no ".join(choice.missing),

@@ -68,17 +68,21 @@ class MasterCatalogue:
             kind = MasterKind(m.frame_type.value)
             created = _aware(m.created_at)
             expires = created + timedelta(days=library.expiry_days(m.frame_type))
-            sky, observed = False, None
+            sky, observed, source = False, None, None
             if kind is MasterKind.FLAT:
                 sources = library.master_sources(m.id)
-                sky = is_sky_flat(Path(m.path), [Path(f.path) for f in sources[:1]])
+                source = m.flat_source   # recorded when built (FLATSRC); older masters: guessed
+                sky = source == "SKY" or (source is None and is_sky_flat(
+                    Path(m.path), [Path(f.path) for f in sources[:1]]))
                 if sky:
+                    source = "SKY"
                     observed = _mid_time([f.meta.start for f in sources]) or _header_mid_time(
                         Path(m.path))
             infos.append(MasterInfo(
                 id=int(m.id), kind=kind, path=Path(m.path), config=m.config, created=created,
                 filter=m.filter, exposure_s=m.exposure_s, superseded=m.superseded_by is not None,
-                expires=expires, observed=observed, sky=sky, n_frames=m.n_frames))
+                expires=expires, observed=observed, sky=sky, n_frames=m.n_frames,
+                flat_source=source))
         return cls(infos + list(extra))
 
 

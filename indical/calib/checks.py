@@ -46,8 +46,9 @@ def stale_warnings(used: list[MasterInfo], now: datetime) -> list[str]:
 
 def missing_flat_warning(light: LightInfo, choice: MasterChoice) -> list[str]:
     if choice.flat is None:
-        return [f"missing flat for filter {light.filter or '(none)'}: the light was not "
-                f"flat-fielded"]
+        said = [m for m in choice.missing if "flat for filter" in m]
+        what = said[0] if said else f"flat for filter {light.filter or '(none)'}"
+        return [f"missing {what}: the light was not flat-fielded"]
     return []
 
 

@@ -73,6 +73,7 @@ class MasterFile:
             filter=m.filter,
             exposure_s=m.exposure_s if self.kind in (MasterKind.DARK, MasterKind.DARKFLAT)
             else None, n_frames=self.n_frames,
+            flat_source=m.flat_source if self.kind is MasterKind.FLAT else None,
             extra={"program": self.program, "scale": self.scale})
 
 

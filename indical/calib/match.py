@@ -8,6 +8,11 @@ Among candidates: masters within their expiry age before stale ones; then the cl
 (darks) and temperature; then the newest. Superseded masters are out, except sky flats: for
 those the master nearest in time (that dusk or dawn) to the light wins, as in reprocessing old
 nights. See docs/decisions/007-applying-masters.md.
+
+Flats lit by a panel and flats of the twilight sky are never weighed against each other: the
+source is chosen first, then the master within it. `MatchRules.flat_source` asks for one
+source only; without it panel flats come first and sky flats serve the lights that no panel
+flat matches (flats whose source is unknown, from other programs, come between the two).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class MasterInfo:
     observed: datetime | None = None
     sky: bool = False
     n_frames: int = 0
+    flat_source: str | None = None   # flats: PANEL or SKY (frame.FLAT_SOURCES); None: unknown
     extra: dict = field(default_factory=dict, compare=False)
 
     def is_stale(self, now: datetime) -> bool:
@@ -65,6 +71,8 @@ class MasterInfo:
 
     def describe(self) -> str:
         bits = [self.kind.value]
+        if self.kind is MasterKind.FLAT and self.source_name != "flat":
+            bits.append(f"({self.source_name.split()[0]})")
         if self.filter:
             bits.append(f"filter {self.filter}")
         if self.exposure_s is not None and self.kind in (MasterKind.DARK, MasterKind.DARKFLAT):
@@ -73,6 +81,17 @@ class MasterInfo:
             bits.append(f"{self.config.temperature_c:.1f} C")
         bits.append(f"made {_aware(self.created).strftime('%Y-%m-%d %H:%M')} UTC")
         return f"master {' '.join(bits)} ({self.path.name})"
+
+    @property
+    def source(self) -> str | None:
+        """What lit a master flat: PANEL, SKY or None (unknown)."""
+        if self.flat_source is not None:
+            return self.flat_source
+        return "SKY" if self.sky else None
+
+    @property
+    def source_name(self) -> str:
+        return {"PANEL": "panel flat", "SKY": "sky flat"}.get(self.source or "", "flat")
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,11 @@ class MatchRules:
     temperature_tol_c: float = 2.0
     flat_temperature_tol_c: float | None = None
     scale_darks: bool = False  # CCD: any dark exposure will do, it is scaled
+    flat_source: str | None = None  # PANEL or SKY: flats of that source only
+
+    def __post_init__(self) -> None:
+        if self.flat_source not in (None, "PANEL", "SKY"):
+            raise ValueError(f"flat_source must be PANEL or SKY, not {self.flat_source!r}")
 
     def exposure_ok(self, master_s: float | None, light_s: float) -> bool:
         if master_s is None:
@@ -104,6 +128,11 @@ def mismatch(light: LightInfo, master: MasterInfo, rules: MatchRules) -> str | N
         return why
     if master.kind is MasterKind.FLAT and (master.filter or None) != (light.filter or None):
         return f"filter {master.filter!r} is not {light.filter!r}"
+    if master.kind is MasterKind.FLAT and rules.flat_source is not None \
+            and master.source != rules.flat_source:
+        what = {"PANEL": "panel", "SKY": "sky"}
+        said = f"a {what[master.source]} flat" if master.source else "a flat of unknown source"
+        return f"{said}, and {what[rules.flat_source]} flats were asked for"
     if master.kind is MasterKind.DARK and not rules.scale_darks:
         if not rules.exposure_ok(master.exposure_s, light.exposure_s):
             return f"exposure {master.exposure_s} s is not {light.exposure_s:g} s"
@@ -115,12 +144,23 @@ def mismatch(light: LightInfo, master: MasterInfo, rules: MatchRules) -> str | N
     return None
 
 
+#: Which source of flats comes first when the rules name none (a light never gets a flat of a
+#: later source while one of an earlier source matches).
+_SOURCE_ORDER = {"PANEL": 0, None: 1, "SKY": 2}
+
+
 def _rank(light: LightInfo, master: MasterInfo, now: datetime) -> tuple:
     stale = master.is_stale(now)
+    if master.kind is MasterKind.FLAT:   # the source first: panel and sky are never mixed
+        return (_SOURCE_ORDER[master.source], *_rank_within(light, master, stale))
+    return _rank_within(light, master, stale)
+
+
+def _rank_within(light: LightInfo, master: MasterInfo, stale: bool) -> tuple:
     dexp = abs((master.exposure_s or 0.0) - light.exposure_s) if master.kind is MasterKind.DARK else 0.0
     mt, lt = master.config.temperature_c, light.config.temperature_c
     dtemp = abs(mt - lt) if mt is not None and lt is not None else 0.0
-    if master.kind is MasterKind.FLAT and master.sky and light.time is not None:
+    if master.kind is MasterKind.FLAT and master.source == "SKY" and light.time is not None:
         when = master.observed or master.created
         dtime = abs((_aware(when) - _aware(light.time)).total_seconds())
         return (stale, dtime, -_aware(master.created).timestamp())
@@ -136,7 +176,7 @@ def best_master(light: LightInfo, masters: list[MasterInfo], kind: MasterKind,
     now = now or datetime.now(timezone.utc)
     eligible = [m for m in masters
                 if m.kind is kind
-                and (not m.superseded or (kind is MasterKind.FLAT and m.sky))
+                and (not m.superseded or (kind is MasterKind.FLAT and m.source == "SKY"))
                 and mismatch(light, m, rules) is None]
     if not eligible:
         return None
@@ -183,7 +223,8 @@ def choose_masters(light: LightInfo, masters: list[MasterInfo], *, ccd: bool = F
         else:
             bias = None  # a CMOS dark of the same exposure already holds the bias
     if flat is None:
-        missing.append(f"flat for filter {light.filter or '(none)'}")
+        which = {"PANEL": "panel flat", "SKY": "sky flat"}.get(rules.flat_source or "", "flat")
+        missing.append(f"{which} for filter {light.filter or '(none)'}")
     return MasterChoice(bias, dark, flat, bpm, tuple(missing))
 
 

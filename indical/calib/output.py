@@ -70,6 +70,8 @@ def calibrated_header(light_header: fits.Header, used: list[MasterInfo], *, dark
             detail += f", {m.config.temperature_c:.1f} C"
         if m.kind is MasterKind.FLAT and m.filter:
             detail += f", filter {m.filter}"
+        if m.kind is MasterKind.FLAT and m.source is not None:
+            detail += f", {m.source_name}s"   # what lit the flats: panel or twilight sky
         h.add_history(f"indical: {_VERB[m.kind]} master {m.kind.value} ({detail})")
         h.add_history(f"  {m.path.name}")  # the file on a line of its own: names run long
     for w in warnings:

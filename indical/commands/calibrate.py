@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -56,6 +57,9 @@ LIBRARY_OPTION = click.option("--library", "library_db", type=click.Path(dir_oka
 @click.option("--flat-floor", type=click.FloatRange(0, 1, max_open=True), default=0.05,
               show_default=True,
               help="Normalised flat values below this are raised to it and flagged.")
+@click.option("--flat-source", type=click.Choice(["panel", "sky"]), default=None,
+              help="Flat-field with flats of this source only (default: panel flats, and sky "
+                   "flats for lights no panel flat matches; never the two mixed in a master).")
 @click.option("--force", is_flag=True, help="Calibrate again lights already calibrated.")
 @click.option("--assume-light", is_flag=True,
               help="Files whose header does not say what they are (no IMAGETYP) are lights.")
@@ -77,7 +81,7 @@ LIBRARY_OPTION = click.option("--library", "library_db", type=click.Path(dir_oka
                    "exposure or temperature differ from the light's (warned); size and "
                    "binning must still agree.")
 def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_pixels,
-              temperature_tol, exposure_tol, flat_floor, force, assume_light, sync_outputs,
+              temperature_tol, exposure_tol, flat_floor, flat_source, force, assume_light, sync_outputs,
               workers, bias_file, dark_file, flat_file, bpm_file, allow_mismatch) -> None:
     """Calibrate LIGHTS (files or folders) with matching masters from the library.
 
@@ -94,7 +98,8 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
 
     options = CalibrateOptions(
         out_dir=out_dir, ccd=ccd, rules=MatchRules(exposure_tol_s=exposure_tol,
-                                                   temperature_tol_c=temperature_tol),
+                                                   temperature_tol_c=temperature_tol,
+                                                   flat_source=flat_source and flat_source.upper()),
         apply=ApplyOptions(flat_floor=flat_floor), bit_depth_output=integer_output,
         bit_depth=bit_depth, bad_pixels=bad_pixels, force=force, workers=workers,
         sync_outputs=sync_outputs, assume_light=assume_light)
@@ -184,6 +189,15 @@ def _summarise(summary) -> None:
     if skipped:
         parts.append(f"{skipped} skipped")
     console.print(", ".join(parts))
+    sources = Counter(o.choice.flat.source_name for o in summary.outcomes
+                      if o.status is Status.CALIBRATED and o.choice is not None
+                      and o.choice.flat is not None)
+    if len(sources) > 1:   # one night's lights flat-fielded two ways: say so, say how to choose
+        said = ", ".join(f"{n} with {name}s" for name, n in sorted(sources.items()))
+        console.print(f"[yellow]warning:[/] the lights were flat-fielded with flats of "
+                      f"different sources ({said}): where no panel flat matches a light its "
+                      f"sky flat is used. Choose one with --flat-source panel or sky.",
+                      soft_wrap=True, highlight=False)
     if counts[Status.NO_MASTERS] or counts[Status.FAILED] or not (
             counts[Status.CALIBRATED] or summary.already):
         sys.exit(1)  # something failed, or nothing given was a light

@@ -112,6 +112,33 @@ def test_sky_flat_nearest_in_time_even_if_superseded():
     assert best_master(LIGHT, [panel], MasterKind.FLAT, now=NOW) is None
 
 
+def test_panel_flats_first_sky_flats_where_no_panel_flat_matches():
+    """The source is chosen before the master: a newer sky flat of the light's own night never
+    outranks a panel flat, and a sky flat serves a filter that has no panel flat."""
+    panel = master(kind=MasterKind.FLAT, flat_source="PANEL", created=NOW - timedelta(days=6))
+    sky = master(kind=MasterKind.FLAT, flat_source="SKY", created=NOW,
+                 observed=LIGHT.time - timedelta(hours=1))
+    unknown = master(kind=MasterKind.FLAT, created=NOW - timedelta(days=1))
+    for order in ([panel, sky, unknown], [unknown, sky, panel]):
+        assert best_master(LIGHT, order, MasterKind.FLAT, now=NOW) is panel
+    assert best_master(LIGHT, [sky, unknown], MasterKind.FLAT, now=NOW) is unknown
+    other_filter = replace(panel, filter="OIII")
+    assert best_master(LIGHT, [other_filter, sky], MasterKind.FLAT, now=NOW) is sky
+    # asked for one source: only that source, and the reason for the others
+    sky_only = MatchRules(flat_source="SKY")
+    assert best_master(LIGHT, [panel, sky, unknown], MasterKind.FLAT, sky_only, NOW) is sky
+    assert mismatch(LIGHT, panel, sky_only) == "a panel flat, and sky flats were asked for"
+    assert mismatch(LIGHT, unknown, MatchRules(flat_source="PANEL")) == \
+        "a flat of unknown source, and panel flats were asked for"
+    choice = choose_masters(LIGHT, [master(), sky], rules=MatchRules(flat_source="PANEL"), now=NOW)
+    assert choice.flat is None and choice.missing == ("panel flat for filter Ha",)
+    assert calibration_warnings(LIGHT, choice, NOW) == [
+        "missing panel flat for filter Ha: the light was not flat-fielded"]
+    assert "flat (sky) filter Ha" in sky.describe()
+    with pytest.raises(ValueError, match="PANEL or SKY"):
+        MatchRules(flat_source="panel")
+
+
 def test_choose_cmos_and_ccd():
     dark, flat, bias = master(), master(kind=MasterKind.FLAT), master(kind=MasterKind.BIAS)
     cmos = choose_masters(LIGHT, [bias, dark, flat], now=NOW)

@@ -21,9 +21,10 @@ from indical.calib.config import CameraConfig
 from indical.calib.precal import PrecalTarget, choose_precal
 from indical.cli import main
 from indical.fits.keywords import header_to_meta, meta_to_header
-from indical.frame import Binning, FrameType
+from indical.frame import Binning, Frame, FrameType
 from indical.sinks import FitsFolderSink, FrameQuery
-from indical.testing.frames import synthetic_meta, write_synthetic
+from indical.fits.io import write_frame
+from indical.testing.frames import synthetic_data, synthetic_meta, write_synthetic
 
 CONFIG = CameraConfig(camera="Sim Cam", gain=100.0, offset=10.0, binning=Binning(1, 1),
                       width=64, height=48, temperature_c=-10.0)
@@ -204,6 +205,66 @@ def test_panel_and_sky_flats_are_grouped_apart_and_never_combined(tmp_path):
     with CalibrationLibrary(db) as lib, StatusStore(db) as store:
         page = write_report(lib, store, tmp_path / "report").read_text()
     assert "flat R (panel)" in page and "flat R (sky)" in page
+
+
+def _panel_and_sky_library(tmp_path: Path) -> Path:
+    """A library with master flats R from a panel and from the sky, a sky flat V only, a bias
+    for the flats and a dark for 10 s lights."""
+    frames = [write_synthetic(tmp_path / f"raw/p{i}.fits", FrameType.FLAT, seed=i, filter="R",
+                              panel_brightness=100, level_adu=20000) for i in range(3)]
+    frames += [write_synthetic(tmp_path / f"raw/s{f}{i}.fits", FrameType.FLAT, seed=10 + i,
+                               filter=f, sun_altitude_deg=-5.0, level_adu=15000)
+               for i in range(3) for f in ("R", "V")]
+    frames += [write_synthetic(tmp_path / f"raw/b{i}.fits", FrameType.BIAS, seed=30 + i,
+                               exposure_s=0.0, level_adu=500) for i in range(3)]
+    frames += [write_synthetic(tmp_path / f"raw/d{i}.fits", FrameType.DARK, seed=40 + i,
+                               exposure_s=10.0, level_adu=520) for i in range(3)]
+    db = tmp_path / "lib" / "library.sqlite"
+    policy = AutoBuildPolicy(min_frames_for_master=3)
+    with CalibrationLibrary(db) as lib:
+        lib.ingest(frames)
+        for group in due_groups(lib, policy):
+            build_group(lib, group, policy)
+        flats = lib.masters(frame_type=FrameType.FLAT)
+        assert sorted((m.filter, m.flat_source) for m in flats) == [
+            ("R", "PANEL"), ("R", "SKY"), ("V", "SKY")]
+    for f in ("R", "V"):
+        meta = synthetic_meta(FrameType.LIGHT, exposure_s=10.0).replace(filter=f)
+        write_frame(Frame(synthetic_data(3000.0, seed=50), meta), tmp_path / f"lights/{f}.fits")
+    return db
+
+
+def _flat_history(path: Path) -> str:
+    """The HISTORY line about the master flat, without spaces (astropy folds long lines over
+    several cards and drops the space at the fold)."""
+    text = "".join(str(h) for h in fits.getheader(path)["HISTORY"]).replace(" ", "")
+    return text[text.find("masterflat"):] if "masterflat" in text else ""
+
+
+def test_calibrate_never_weighs_panel_against_sky_flats(tmp_path):
+    """A light gets panel flats while one matches, else sky flats; the run says when its lights
+    were flat-fielded two ways, and --flat-source keeps to one source."""
+    db = _panel_and_sky_library(tmp_path)
+    lights, out = tmp_path / "lights", tmp_path / "out"
+    r = CliRunner().invoke(main, ["calibrate", str(lights), "-o", str(out), "--library", str(db)],
+                           terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "panelflats" in _flat_history(out / "R_cal.fits")
+    assert "skyflats" in _flat_history(out / "V_cal.fits")
+    assert "different sources (1 with panel flats, 1 with sky flats)" in r.output
+    assert "--flat-source" in r.output
+
+    r = CliRunner().invoke(main, ["calibrate", str(lights), "-o", str(out), "--library", str(db),
+                                  "--flat-source", "sky", "--force"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "skyflats" in _flat_history(out / "R_cal.fits")
+    assert "different sources" not in r.output
+
+    r = CliRunner().invoke(main, ["calibrate", str(lights), "-o", str(out), "--library", str(db),
+                                  "--flat-source", "panel", "--force"], terminal_width=200)
+    assert "missing panel flat for filter V: the light was not flat-fielded" in r.output
+    assert "panelflats" in _flat_history(out / "R_cal.fits")
+    assert _flat_history(out / "V_cal.fits") == ""
 
 
 def test_utf8_filter_names_survive_ingest_and_master(tmp_path):
