@@ -32,13 +32,19 @@ _X_DARK = 10.0
 NIGHT_SKY_MAG = 21.5
 
 
+#: The bright daytime sky, about 2 mag/arcsec^2 in V (some 17,000 cd/m^2): the sky never gets
+#: brighter than this, whatever the sun's altitude (the tangent reaches it with the sun about
+#: 1.5 deg up). Without the floor the tangent reached -90 mag at noon and overflowed float32.
+DAYLIGHT_MAG = 2.0
+
+
 def patat_mag(band: str, sun_alt_deg: float, slope: float = 1.0) -> float:
     """Zenith sky surface brightness (mag/arcsec^2) in a Johnson band. `slope` scales how fast
     the sky fades with the sun's depression (1: Paranal as Patat measured it)."""
     a0, a1, a2 = PATAT_2006[band]
     x = (90.0 - sun_alt_deg) - 95.0
-    if x < 0:  # sun above -5 deg: outside the fit, continue along the tangent
-        return a0 + slope * a1 * x
+    if x < 0:  # sun above -5 deg: outside the fit, continue along the tangent to daylight
+        return max(a0 + slope * a1 * x, DAYLIGHT_MAG)
     if x > _X_DARK:
         # sun below -15 deg: outside the fit too, whose parabola turns bright again; continue
         # along the tangent until the night sky's darkness

@@ -212,3 +212,29 @@ def test_sky_darkens_as_the_sun_sinks_by_about_a_magnitude_per_degree():
     assert all(b < a for a, b in zip(fluxes, fluxes[1:]))
     slope = -2.5 * np.log10(sky_flux(p, "V", -8) / sky_flux(p, "V", -7))
     assert 1.0 < slope < 1.5
+
+
+@pytest.mark.parametrize("band", ["B", "V", "R"])
+def test_daylight_sky_is_bright_but_finite_whatever_the_sun(band):
+    """With the sun high the simulated sky stops at the daytime brightness: frames taken by day
+    (a test run at noon at the simulated site) saturate instead of overflowing float32."""
+    from indical.simulators.models.sky import DAYLIGHT_MAG, render_sky
+    p = SkyParams()
+    alts = np.arange(-5.0, 90.5, 5.0)
+    fluxes = [sky_flux(p, band, a) for a in alts]
+    assert all(b >= a for a, b in zip(fluxes, fluxes[1:]))
+    assert max(fluxes) == pytest.approx(10 ** (-0.4 * (DAYLIGHT_MAG + p.offset_mag - 25.0)))
+    with np.errstate(all="raise"):
+        img, _ = render_sky(p, max(fluxes), (8, 8), offset_px=(0.0, 0.0),
+                            rng=np.random.default_rng(0))
+    assert np.isfinite(img).all()
+
+
+@pytest.mark.parametrize("band", ["B", "V", "R", "I"])
+def test_night_sky_stays_dark_when_the_sun_is_far_below(band):
+    """Patat's parabola turns over near -17 deg; past it the sky keeps its night brightness
+    (about 21-22 mag/arcsec^2) instead of brightening again towards midnight."""
+    alts = np.arange(-5.0, -90.5, -2.5)
+    mags = [patat_mag(band, a) for a in alts]
+    assert all(b >= a for a, b in zip(mags, mags[1:]))
+    assert 19.5 < mags[-1] < 23.0
