@@ -336,9 +336,19 @@ def test_settings_are_put_back_after_the_server_came_back(tmp_path):
     try:
         first.wait_for_devices([CAMERA_NAME])
         cam = CAMERA_NAME
-        setprop(first, f"{cam}.CONNECTION.CONNECT=On", f"{cam}.CCD_BINNING.HOR_BIN;VER_BIN=2;2",
+        # the imaging program connects, and once the camera has defined its properties (a
+        # loaded machine may take a while) sets its own values
+        setprop(first, f"{cam}.CONNECTION.CONNECT=On")
+        deadline = time.monotonic() + 10
+        while not getprops(first, cam, "CCD_GAIN") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        setprop(first, f"{cam}.CCD_BINNING.HOR_BIN;VER_BIN=2;2",
                 f"{cam}.CCD_FRAME_TYPE.FRAME_DARK=On", f"{cam}.CCD_GAIN.GAIN=120")
+        while float(getprops(first, cam, "CCD_GAIN").get("CCD_GAIN.GAIN", "nan")) != 120 \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
         before = getprops(first, cam, "CCD_BINNING", "CCD_FRAME_TYPE", "CCD_GAIN")
+        assert float(before["CCD_GAIN.GAIN"]) == 120, before
         with open_indi_rig(first.address, {"camera": cam}) as rig:
             rig.camera.set_gain(50)
             rig.camera.expose(0.05, FrameType.FLAT)
