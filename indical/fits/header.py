@@ -75,7 +75,12 @@ class Header:
         return [c.keyword for c in self._cards]
 
     def __contains__(self, keyword: object) -> bool:
-        return isinstance(keyword, str) and _lookup_key(keyword) in self._index
+        if not isinstance(keyword, str):
+            return False
+        key = _lookup_key(keyword)
+        if key in _COMMENTARY:   # HISTORY and COMMENT cards are not indexed: there may be many
+            return any(_lookup_key(c.keyword) == key for c in self._cards)
+        return key in self._index
 
     def __getitem__(self, keyword: str) -> Any:
         key = _lookup_key(keyword)

@@ -254,3 +254,18 @@ def test_utf8_header_text_reads_as_written_and_writes_as_ascii(tmp_path):
     assert parse_header(bad.ljust(2880))["FILTER"] == "H\xe1\xff"   # not UTF-8: as read
     assert format_card(Card("FILTER", "Hα", ""))[0].split("'")[1].rstrip() == "Ha"
     assert format_card(Card("FILTER", "Hβ café", ""))[0].split("'")[1].rstrip() == "Hb cafe"
+
+
+def test_history_and_comment_cards_are_found_like_astropy_finds_them():
+    """`get("HISTORY")` gave the default even with HISTORY cards present."""
+    h = Header()
+    assert "HISTORY" not in h and h.get("HISTORY", "none") == "none"
+    h.add_history("subtracted master dark")
+    h.add_history("divided by master flat")
+    h.add_comment("a comment")
+    assert "HISTORY" in h and "history" in h and "COMMENT" in h
+    assert h.get("HISTORY") == ["subtracted master dark", "divided by master flat"]
+    assert h.get("COMMENT") == ["a comment"]
+    ours = parse_header(b"".join(line.encode().ljust(80) for c in h.cards
+                                 for line in format_card(c)) + b"END".ljust(80), where="test")
+    assert ours.get("HISTORY") == ["subtracted master dark", "divided by master flat"]
