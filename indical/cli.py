@@ -88,14 +88,25 @@ class _Group(click.Group):
 DEBUG_KEY = "indical.debug"
 
 
+def _sql_errors() -> tuple[type[BaseException], ...]:
+    """The database errors a command can meet (SQLAlchemy's only if a command loaded it)."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None:
+        errors += (sqlalchemy_exc.SQLAlchemyError,)
+    return errors
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, IndicalError):
         return str(exc)
     if isinstance(exc, OSError):
         return describe_os_error(exc)
-    if isinstance(exc, sqlite3.Error):
-        return (f"calibration library: {exc}; if the disk is full free some space, otherwise "
-                "check the library file (indical library sweep)")
+    sql_errors = _sql_errors()
+    if isinstance(exc, sql_errors):
+        detail = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+        return (f"calibration library: {str(detail).strip()}; if the disk is full free some "
+                "space, otherwise check the library (indical library sweep)")
     if isinstance(exc, MemoryError):
         return "out of memory; lower --memory-limit or close other programs"
     return (f"internal error ({type(exc).__name__}: {exc}); run again with --debug for the "

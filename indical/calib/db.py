@@ -1,9 +1,14 @@
 """The calibration library's database: the one place that opens it and owns its schema.
 
+A library is an SQLite file (the default: embedded, nothing to run) or a PostgreSQL database
+(`postgresql://USER@HOST/DB`), which several machines share. Both are reached through
+SQLAlchemy Core with the same SQL and the same schema.
+
 Every table, index and trigger is created here, by numbered migrations. The number of the last
-one applied is kept in the file (`PRAGMA user_version`), so a file written by an older indical
-is upgraded in place when it is opened, and a file from a newer indical is refused rather than
-misread. Migrations are only ever appended: a released one never changes.
+one applied is kept in the database (SQLite: `PRAGMA user_version`; PostgreSQL: the one row of
+`schema_version`), so a library written by an older indical is upgraded in place when it is
+opened, and one from a newer indical is refused rather than misread. Migrations are only ever
+appended: a released one never changes.
 
 Tables (see docs/decisions/015-library-schema.md):
 
@@ -26,223 +31,475 @@ Tables (see docs/decisions/015-library-schema.md):
 - `bad_pixel_maps`: bad pixel maps, a master type of their own (with `bayer_pattern` as masters).
 - `camera_sensors`: per camera, 'cmos' (the default) or 'ccd' (`indical library sensor`).
 
-Times are UTC ISO 8601 text. The SQL is kept to what SQLite and PostgreSQL both accept, except
-the trigger body and the PRAGMAs, which are SQLite's.
+Times are UTC ISO 8601 text. Tables and indexes are SQLAlchemy `Table` objects compiled for
+each database; the trigger is the one object written twice (SQLite's and PostgreSQL's syntax
+for trigger bodies have nothing in common). `offset` is a reserved word in PostgreSQL: queries
+write it quoted (`quoted`).
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
+import threading
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Union
 
 from indical.errors import IndicalError
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+#: What `--library` names: an SQLite file, or a PostgreSQL URL (kept as text).
+LibraryTarget = Union[Path, str]
+
+_URL_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
 
 class LibraryError(IndicalError):
-    """The library database can't be opened or used; names the file."""
+    """The library database can't be opened or used; names the file or the database."""
 
     def __init__(self, path: object, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
 
 
-# Migration N is MIGRATIONS[N - 1]: statements run in one transaction, with the new number.
-# IF NOT EXISTS throughout: files written before the migrations were numbered (indical up to
-# December 2026 wrote user_version 1 and created the status tables of migration 2 on first use,
-# without changing the number) may already hold some of these objects.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: frames and masters.
-    (
-        """CREATE TABLE IF NOT EXISTS frames (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL UNIQUE,
-            sha256 TEXT NOT NULL UNIQUE,
-            frame_type TEXT NOT NULL,
-            camera TEXT NOT NULL DEFAULT '',
-            readout_mode TEXT,
-            gain REAL,
-            offset REAL,
-            xbin INTEGER NOT NULL DEFAULT 1,
-            ybin INTEGER NOT NULL DEFAULT 1,
-            width INTEGER NOT NULL,
-            height INTEGER NOT NULL,
-            filter TEXT,
-            exposure_s REAL NOT NULL,
-            sensor_temp_c REAL,
-            setpoint_temp_c REAL,
-            bayer_pattern TEXT,
-            date_obs TEXT,
-            median_adu REAL,
-            mad_adu REAL,
-            ingested_at TEXT NOT NULL
-        )""",
-        "CREATE INDEX IF NOT EXISTS frames_config ON frames (frame_type, camera, xbin, ybin, filter)",
-        """CREATE TABLE IF NOT EXISTS masters (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL UNIQUE,
-            frame_type TEXT NOT NULL,
-            camera TEXT NOT NULL DEFAULT '',
-            readout_mode TEXT,
-            gain REAL,
-            offset REAL,
-            xbin INTEGER NOT NULL DEFAULT 1,
-            ybin INTEGER NOT NULL DEFAULT 1,
-            width INTEGER NOT NULL,
-            height INTEGER NOT NULL,
-            filter TEXT,
-            exposure_s REAL NOT NULL,
-            temperature_c REAL,
-            group_key TEXT NOT NULL,
-            method TEXT NOT NULL,
-            parameters TEXT NOT NULL DEFAULT '{}',
-            precal TEXT NOT NULL DEFAULT 'none',
-            n_frames INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            superseded_by INTEGER REFERENCES masters (id)
-        )""",
-        "CREATE INDEX IF NOT EXISTS masters_key ON masters (group_key, superseded_by)",
-        """CREATE TABLE IF NOT EXISTS master_sources (
-            master_id INTEGER NOT NULL REFERENCES masters (id),
-            frame_id INTEGER NOT NULL REFERENCES frames (id),
-            PRIMARY KEY (master_id, frame_id)
-        )""",
-        """CREATE TABLE IF NOT EXISTS expiry (
-            frame_type TEXT PRIMARY KEY,
-            max_age_days REAL NOT NULL
-        )""",
-    ),
-    # 2: light status, captures in progress, bad pixel maps (created by the status store on
-    # first use before they were numbered).
-    (
-        """CREATE TABLE IF NOT EXISTS light_calibration (
-            path TEXT PRIMARY KEY,
-            frame_id INTEGER,
-            status TEXT NOT NULL,
-            reason TEXT NOT NULL DEFAULT '',
-            missing TEXT NOT NULL DEFAULT '[]',
-            warnings TEXT NOT NULL DEFAULT '[]',
-            output TEXT,
-            night TEXT,
-            updated_at TEXT NOT NULL,
-            needs_recal INTEGER NOT NULL DEFAULT 0
-        )""",
-        "CREATE INDEX IF NOT EXISTS light_calibration_status "
-        "ON light_calibration (status, needs_recal)",
-        """CREATE TABLE IF NOT EXISTS light_masters (
-            light_path TEXT NOT NULL REFERENCES light_calibration (path) ON DELETE CASCADE,
-            kind TEXT NOT NULL,
-            master_id INTEGER NOT NULL,
-            master_path TEXT NOT NULL,
-            master_created TEXT NOT NULL,
-            PRIMARY KEY (light_path, kind)
-        )""",
-        "CREATE INDEX IF NOT EXISTS light_masters_master ON light_masters (kind, master_id)",
-        """CREATE TABLE IF NOT EXISTS captures (
-            id INTEGER PRIMARY KEY,
-            sequence TEXT NOT NULL,
-            description TEXT NOT NULL,
-            target INTEGER NOT NULL,
-            done INTEGER NOT NULL DEFAULT 0,
-            started_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            finished INTEGER NOT NULL DEFAULT 0
-        )""",
-        """CREATE TABLE IF NOT EXISTS bad_pixel_maps (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL UNIQUE,
-            camera TEXT NOT NULL DEFAULT '',
-            readout_mode TEXT,
-            gain REAL,
-            offset REAL,
-            xbin INTEGER NOT NULL DEFAULT 1,
-            ybin INTEGER NOT NULL DEFAULT 1,
-            width INTEGER NOT NULL,
-            height INTEGER NOT NULL,
-            temperature_c REAL,
-            dark_master_id INTEGER,
-            flat_master_id INTEGER,
-            n_hot INTEGER NOT NULL,
-            n_cold INTEGER NOT NULL,
-            n_dead INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            superseded_by INTEGER
-        )""",
-        # When a newer master replaces one that calibrated a light, the light is marked for
-        # recalibration, whoever records the new master.
-        """CREATE TRIGGER IF NOT EXISTS light_recal_on_supersede
-        AFTER UPDATE OF superseded_by ON masters
-        WHEN NEW.superseded_by IS NOT NULL AND OLD.superseded_by IS NULL
-        BEGIN
-            UPDATE light_calibration SET needs_recal = 1
-            WHERE status = 'calibrated' AND path IN (
-                SELECT light_path FROM light_masters WHERE master_id = NEW.id AND kind != 'bpm');
-        END""",
-    ),
-    # 3: why a flat master's precalibration was chosen; which light made a flat (PANEL or SKY),
-    # so counts, groups and masters keep panel and sky flats apart; each camera's sensor type
-    # (a CCD's flats may take the bias plus a dark scaled by exposure).
-    (
-        "ALTER TABLE masters ADD COLUMN precal_reason TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE masters ADD COLUMN flat_source TEXT",
-        "ALTER TABLE frames ADD COLUMN flat_source TEXT",
-        """CREATE TABLE IF NOT EXISTS camera_sensors (
-            camera TEXT PRIMARY KEY,
-            sensor TEXT NOT NULL CHECK (sensor IN ('cmos', 'ccd'))
-        )""",
-    ),
-    # 4: one-shot-colour sensors. A frame's Bayer offsets (XBAYROFF, YBAYROFF) beside its
-    # BAYERPAT; masters and bad pixel maps keep the pattern at their pixel (0, 0) with the
-    # offsets applied (the phase a light must have to use them; NULL: mono).
-    (
-        "ALTER TABLE frames ADD COLUMN bayer_offset_x INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE frames ADD COLUMN bayer_offset_y INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE masters ADD COLUMN bayer_pattern TEXT",
-        "ALTER TABLE bad_pixel_maps ADD COLUMN bayer_pattern TEXT",
-    ),
-)
+def is_url(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(_URL_SCHEMES)
 
-#: The schema version this indical writes and understands.
-SCHEMA_VERSION = len(MIGRATIONS)
+
+def library_target(text: str | os.PathLike) -> LibraryTarget:
+    """A `--library` value: a PostgreSQL URL stays text; anything else is a file path."""
+    if is_url(text):
+        return str(text)
+    return Path(text).expanduser()
+
+
+def display_name(target: LibraryTarget) -> str:
+    """How messages name a library: its path, or its URL without a password."""
+    if not is_url(target):
+        return str(target)
+    from sqlalchemy.engine import make_url
+    return make_url(str(target)).render_as_string(hide_password=True)
+
+
+# -- the schema ---------------------------------------------------------------------------------
+
+def quoted(columns) -> str:
+    """Column names for SQL text, each quoted (PostgreSQL reserves `offset`)."""
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+def _migrations() -> tuple[tuple[Any, ...], ...]:
+    """Migration N is the N-th entry: steps run in one transaction, with the new number. A step
+    is portable SQL text, a Table or Index (created IF NOT EXISTS, compiled for the database), or
+    {dialect name: SQL text or tuple of texts}. IF NOT EXISTS throughout: SQLite files written
+    before the migrations were numbered (indical up to December 2026 wrote user_version 1 and
+    created the status tables of migration 2 on first use, without changing the number) may
+    already hold some of these objects."""
+    from sqlalchemy import (CheckConstraint, Column, Double, ForeignKey, Index, Integer,
+                            MetaData, Table, Text, text)
+    from sqlalchemy.dialects.sqlite import REAL
+
+    # 8-byte floats on both (PostgreSQL's REAL is 4 bytes); SQLite files keep writing REAL
+    real = Double().with_variant(REAL(), "sqlite")
+    md = MetaData()
+
+    def config_columns() -> list[Column]:
+        return [Column("camera", Text, nullable=False, server_default=""),
+                Column("readout_mode", Text), Column("gain", real), Column("offset", real),
+                Column("xbin", Integer, nullable=False, server_default=text("1")),
+                Column("ybin", Integer, nullable=False, server_default=text("1")),
+                Column("width", Integer, nullable=False), Column("height", Integer, nullable=False)]
+
+    frames = Table(
+        "frames", md,
+        Column("id", Integer, primary_key=True),
+        Column("path", Text, nullable=False, unique=True),
+        Column("sha256", Text, nullable=False, unique=True),
+        Column("frame_type", Text, nullable=False),
+        *config_columns(),
+        Column("filter", Text), Column("exposure_s", real, nullable=False),
+        Column("sensor_temp_c", real), Column("setpoint_temp_c", real),
+        Column("bayer_pattern", Text), Column("date_obs", Text),
+        Column("median_adu", real), Column("mad_adu", real),
+        Column("ingested_at", Text, nullable=False))
+    masters = Table(
+        "masters", md,
+        Column("id", Integer, primary_key=True),
+        Column("path", Text, nullable=False, unique=True),
+        Column("frame_type", Text, nullable=False),
+        *config_columns(),
+        Column("filter", Text), Column("exposure_s", real, nullable=False),
+        Column("temperature_c", real),
+        Column("group_key", Text, nullable=False), Column("method", Text, nullable=False),
+        Column("parameters", Text, nullable=False, server_default="{}"),
+        Column("precal", Text, nullable=False, server_default="none"),
+        Column("n_frames", Integer, nullable=False), Column("created_at", Text, nullable=False),
+        Column("superseded_by", Integer, ForeignKey("masters.id")))
+    master_sources = Table(
+        "master_sources", md,
+        Column("master_id", Integer, ForeignKey("masters.id"), primary_key=True),
+        Column("frame_id", Integer, ForeignKey("frames.id"), primary_key=True))
+    expiry = Table(
+        "expiry", md,
+        Column("frame_type", Text, primary_key=True),
+        Column("max_age_days", real, nullable=False))
+    light_calibration = Table(
+        "light_calibration", md,
+        Column("path", Text, primary_key=True),
+        Column("frame_id", Integer),
+        Column("status", Text, nullable=False),
+        Column("reason", Text, nullable=False, server_default=""),
+        Column("missing", Text, nullable=False, server_default="[]"),
+        Column("warnings", Text, nullable=False, server_default="[]"),
+        Column("output", Text), Column("night", Text),
+        Column("updated_at", Text, nullable=False),
+        Column("needs_recal", Integer, nullable=False, server_default=text("0")))
+    light_masters = Table(
+        "light_masters", md,
+        Column("light_path", Text, ForeignKey("light_calibration.path", ondelete="CASCADE"),
+               primary_key=True),
+        Column("kind", Text, primary_key=True),
+        Column("master_id", Integer, nullable=False),
+        Column("master_path", Text, nullable=False),
+        Column("master_created", Text, nullable=False))
+    captures = Table(
+        "captures", md,
+        Column("id", Integer, primary_key=True),
+        Column("sequence", Text, nullable=False), Column("description", Text, nullable=False),
+        Column("target", Integer, nullable=False),
+        Column("done", Integer, nullable=False, server_default=text("0")),
+        Column("started_at", Text, nullable=False), Column("updated_at", Text, nullable=False),
+        Column("finished", Integer, nullable=False, server_default=text("0")))
+    bad_pixel_maps = Table(
+        "bad_pixel_maps", md,
+        Column("id", Integer, primary_key=True),
+        Column("path", Text, nullable=False, unique=True),
+        *config_columns(),
+        Column("temperature_c", real),
+        Column("dark_master_id", Integer), Column("flat_master_id", Integer),
+        Column("n_hot", Integer, nullable=False), Column("n_cold", Integer, nullable=False),
+        Column("n_dead", Integer, nullable=False),
+        Column("created_at", Text, nullable=False), Column("superseded_by", Integer))
+    camera_sensors = Table(
+        "camera_sensors", md,
+        Column("camera", Text, primary_key=True),
+        Column("sensor", Text, CheckConstraint("sensor IN ('cmos', 'ccd')"), nullable=False))
+
+    # When a newer master replaces one that calibrated a light, the light is marked for
+    # recalibration, whoever records the new master.
+    recal = ("UPDATE light_calibration SET needs_recal = 1 WHERE status = 'calibrated' AND path "
+             "IN (SELECT light_path FROM light_masters WHERE master_id = NEW.id AND kind != 'bpm')")
+    trigger = {
+        "sqlite": f"""CREATE TRIGGER IF NOT EXISTS light_recal_on_supersede
+            AFTER UPDATE OF superseded_by ON masters
+            WHEN NEW.superseded_by IS NOT NULL AND OLD.superseded_by IS NULL
+            BEGIN
+                {recal};
+            END""",
+        "postgresql": (
+            f"""CREATE OR REPLACE FUNCTION light_recal_on_supersede() RETURNS trigger
+            LANGUAGE plpgsql AS $$ BEGIN {recal}; RETURN NULL; END $$""",
+            """CREATE OR REPLACE TRIGGER light_recal_on_supersede
+            AFTER UPDATE OF superseded_by ON masters FOR EACH ROW
+            WHEN (NEW.superseded_by IS NOT NULL AND OLD.superseded_by IS NULL)
+            EXECUTE FUNCTION light_recal_on_supersede()"""),
+    }
+    return (
+        # 1: frames and masters.
+        (frames, Index("frames_config", frames.c.frame_type, frames.c.camera, frames.c.xbin,
+                       frames.c.ybin, frames.c["filter"]),
+         masters, Index("masters_key", masters.c.group_key, masters.c.superseded_by),
+         master_sources, expiry),
+        # 2: light status, captures in progress, bad pixel maps (created by the status store on
+        # first use before they were numbered).
+        (light_calibration,
+         Index("light_calibration_status", light_calibration.c.status,
+               light_calibration.c.needs_recal),
+         light_masters, Index("light_masters_master", light_masters.c.kind,
+                              light_masters.c.master_id),
+         captures, bad_pixel_maps, trigger),
+        # 3: why a flat master's precalibration was chosen; which light made a flat (PANEL or
+        # SKY), so counts, groups and masters keep panel and sky flats apart; each camera's
+        # sensor type (a CCD's flats may take the bias plus a dark scaled by exposure).
+        ("ALTER TABLE masters ADD COLUMN precal_reason TEXT NOT NULL DEFAULT ''",
+         "ALTER TABLE masters ADD COLUMN flat_source TEXT",
+         "ALTER TABLE frames ADD COLUMN flat_source TEXT",
+         camera_sensors),
+        # 4: one-shot-colour sensors. A frame's Bayer offsets (XBAYROFF, YBAYROFF) beside its
+        # BAYERPAT; masters and bad pixel maps keep the pattern at their pixel (0, 0) with the
+        # offsets applied (the phase a light must have to use them; NULL: mono).
+        ("ALTER TABLE frames ADD COLUMN bayer_offset_x INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE frames ADD COLUMN bayer_offset_y INTEGER NOT NULL DEFAULT 0",
+         "ALTER TABLE masters ADD COLUMN bayer_pattern TEXT",
+         "ALTER TABLE bad_pixel_maps ADD COLUMN bayer_pattern TEXT"),
+    )
+
+
+#: The schema version this indical writes and understands (the number of migrations).
+SCHEMA_VERSION = 4
 
 _KNOWN_TABLES = {"frames", "masters", "master_sources", "expiry", "light_calibration",
-                 "light_masters", "captures", "bad_pixel_maps", "camera_sensors"}
+                 "light_masters", "captures", "bad_pixel_maps", "camera_sensors",
+                 "schema_version"}
 
 
-def open_library_db(path: Path) -> sqlite3.Connection:
-    """A connection to the library database at `path` (created if missing), upgraded to
-    SCHEMA_VERSION: WAL journal, foreign keys on, a 30 s busy timeout, autocommit (callers
-    open their own transactions). Raises LibraryError naming the file when it can't be used;
-    the connection is closed then."""
-    path = Path(path)
+# -- connections --------------------------------------------------------------------------------
+
+class LibraryDB:
+    """One connection to a library database, upgraded to SCHEMA_VERSION when opened.
+
+    `transaction()` is one atomic change (SQLite: `BEGIN IMMEDIATE`, so writers queue behind
+    each other; PostgreSQL: READ COMMITTED, with the unique constraints and advisory locks the
+    callers take where two writers could race). `rows()` reads. Thread-safe: one thread at a
+    time uses the connection. Raises LibraryError naming the file or database when it can't be
+    used; nothing is left open then."""
+
+    def __init__(self, target: LibraryTarget) -> None:
+        self.target = library_target(target) if isinstance(target, str) else Path(target)
+        self.name = display_name(self.target)
+        self.postgres = is_url(self.target)
+        self._lock = threading.RLock()
+        self._engine = self._conn = None
+        try:
+            if self.postgres:
+                self._open_postgres()
+            else:
+                self._open_sqlite()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening
+    def _open_sqlite(self) -> None:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.pool import NullPool
+
+        path = self.target
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(path, f"can't create its folder ({exc.strerror or exc})") from exc
+        created = not path.exists()
+        self._engine = create_engine(
+            "sqlite://", creator=lambda: _sqlite_connect(path), poolclass=NullPool)
+
+        @event.listens_for(self._engine, "begin")
+        def _begin(conn) -> None:
+            # pysqlite's own transaction handling is off (see _sqlite_connect): indical says
+            # BEGIN itself, IMMEDIATE for writes so two writers never deadlock on an upgrade
+            conn.exec_driver_sql(conn.info.get("indical_begin", "BEGIN"))
+
+        try:
+            self._conn = self._engine.connect()
+            self._migrate()
+        except DBAPIError as exc:
+            self.close()
+            if created:  # an empty file made by this failed attempt helps nobody
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise LibraryError(path, _open_problem(path, exc.orig, "not a usable calibration "
+                                                   f"library ({exc.orig})")) from exc
+
+    def _open_postgres(self) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+        from sqlalchemy.pool import NullPool
+
+        try:
+            url = make_url(self.target).set(drivername="postgresql+psycopg")
+            self._engine = create_engine(url, poolclass=NullPool)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            hint = (" (install indical's PostgreSQL support: pip install 'indical[postgresql]')"
+                    if isinstance(exc, (NoSuchModuleError, ImportError)) else "")
+            raise LibraryError(self.name, f"not a usable database URL: {exc}{hint}") from exc
+        try:
+            self._conn = self._engine.connect()
+        except DBAPIError as exc:
+            raise LibraryError(self.name, f"can't connect to the database "
+                                          f"({str(exc.orig).strip()})") from exc
+        try:
+            self._migrate()
+        except DBAPIError as exc:
+            raise LibraryError(self.name, f"not a usable calibration library "
+                                          f"({str(exc.orig).strip()})") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    def __enter__(self) -> "LibraryDB":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- use
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator["Connection"]:
+        """One atomic change: committed on success, rolled back on any exception (Ctrl-C
+        too)."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise LibraryError(self.name, "the library is closed")
+            conn.info["indical_begin"] = "BEGIN IMMEDIATE" if write else "BEGIN"
+            with conn.begin():
+                yield conn
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+        """The rows a query returns, read in a transaction of their own."""
+        from sqlalchemy import text
+        with self.transaction(write=False) as conn:
+            return [tuple(r) for r in conn.execute(text(sql), params or {})]
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """Run one statement in a transaction of its own; the number of rows it changed."""
+        from sqlalchemy import text
+        with self.transaction() as conn:
+            return conn.execute(text(sql), params or {}).rowcount
+
+    def lock(self, conn: "Connection", key: str) -> None:
+        """Hold `key` until the transaction on `conn` ends: PostgreSQL's transaction-level
+        advisory lock, so writers on other machines that take the same key queue behind this
+        one (SQLite's BEGIN IMMEDIATE already queues every writer)."""
+        if self.postgres:
+            from sqlalchemy import text
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
+
+    @contextmanager
+    def held(self, key: str, *, shared: bool = False, wait: bool = True) -> Iterator[bool]:
+        """Hold `key` across transactions (PostgreSQL's session-level advisory lock; released
+        at the end, or by the server when this process dies). Yields False when `wait` is False
+        and another session holds it. On SQLite it is always granted: one machine's writers
+        already queue on the file."""
+        if not self.postgres:
+            yield True
+            return
+        from sqlalchemy import text
+        kind = "_shared" if shared else ""
+        with self._lock:
+            conn = self._conn
+            fn = f"pg{'' if wait else '_try'}_advisory_lock{kind}"
+            got = conn.execute(text(f"SELECT {fn}(:k)"), {"k": _lock_id(key)}).scalar()
+            conn.commit()
+            got = True if wait else bool(got)
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text(f"SELECT pg_advisory_unlock{kind}(:k)"),
+                                 {"k": _lock_id(key)})
+                    conn.commit()
+
+    # -- the schema version and migrations
+    def version(self, conn: "Connection") -> int:
+        if not self.postgres:
+            return int(conn.exec_driver_sql("PRAGMA user_version").scalar())
+        from sqlalchemy import text
+        exists = conn.execute(text("SELECT to_regclass('schema_version')")).scalar()
+        if exists is None:
+            return 0
+        return int(conn.execute(text("SELECT version FROM schema_version")).scalar() or 0)
+
+    def _migrate(self) -> int:
+        """Apply the migrations the database lacks, all in one transaction; returns the version
+        it had. Safe when several processes open a new library at once: the version is read
+        again under the write lock (SQLite) or an advisory lock (PostgreSQL)."""
+        with self.transaction(write=False) as conn:
+            version = self.version(conn)
+            self._check_version(conn, version)
+        if version == SCHEMA_VERSION:
+            return version
+        with self.transaction() as conn:
+            self.lock(conn, "migrate")
+            version = self.version(conn)
+            self._check_version(conn, version)
+            for steps in migrations()[version:]:
+                for step in steps:
+                    self._run_step(conn, step)
+            if self.postgres:
+                conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version "
+                                     "(version INTEGER NOT NULL)")
+                conn.exec_driver_sql("DELETE FROM schema_version")
+                conn.exec_driver_sql(f"INSERT INTO schema_version VALUES ({SCHEMA_VERSION})")
+            else:
+                conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return version
+
+    def _run_step(self, conn: "Connection", step: Any) -> None:
+        from sqlalchemy import Index, Table
+        from sqlalchemy.schema import CreateIndex, CreateTable
+        if isinstance(step, Table):
+            conn.execute(CreateTable(step, if_not_exists=True))
+        elif isinstance(step, Index):
+            conn.execute(CreateIndex(step, if_not_exists=True))
+        elif isinstance(step, dict):
+            texts = step[conn.dialect.name]
+            for sql in (texts,) if isinstance(texts, str) else texts:
+                conn.exec_driver_sql(sql)
+        else:
+            conn.exec_driver_sql(step)
+
+    def _check_version(self, conn: "Connection", version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise LibraryError(self.name, f"schema version {version} is newer than this indical "
+                                          f"understands ({SCHEMA_VERSION}); upgrade indical")
+        if version == 0:
+            from sqlalchemy import inspect
+            foreign = sorted(set(inspect(conn).get_table_names()) - _KNOWN_TABLES)
+            if foreign:
+                what = "a PostgreSQL" if self.postgres else "an SQLite"
+                where = "--library URL" if self.postgres else "--library path"
+                raise LibraryError(self.name, f"is {what} database of something else (tables "
+                                              f"{', '.join(foreign)}), not a calibration "
+                                              f"library; give another {where}")
+
+
+def migrations() -> tuple[tuple[Any, ...], ...]:
+    """The migrations, built at first use (SQLAlchemy's schema module costs an import)."""
+    global _MIGRATIONS
+    if _MIGRATIONS is None:
+        _MIGRATIONS = _migrations()
+        assert len(_MIGRATIONS) == SCHEMA_VERSION
+    return _MIGRATIONS
+
+
+_MIGRATIONS: tuple[tuple[Any, ...], ...] | None = None
+
+
+def _lock_id(key: str) -> int:
+    """A 64-bit advisory lock number for a text key (crc32 in the high half to spread keys,
+    adler32 in the low half), the same on every machine."""
+    data = f"indical:{key}".encode()
+    value = (zlib.crc32(data) << 32) | zlib.adler32(data)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _sqlite_connect(path: Path):
+    import sqlite3
+    # isolation_level=None: autocommit at the driver, transactions begun by LibraryDB
+    con = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise LibraryError(path, f"can't create its folder ({exc.strerror or exc})") from exc
-    created = not path.exists()
-    try:
-        db = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise LibraryError(path, _open_problem(path, exc, f"can't be opened ({exc})")) from exc
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA journal_mode=WAL")
         # WAL commits stay atomic with NORMAL; only a power cut may lose the last ones
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        migrate(db, path)
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        if created:  # an empty file made by this failed attempt helps nobody
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-        raise LibraryError(path, _open_problem(path, exc, f"not a usable calibration library "
-                                                           f"({exc})")) from exc
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute("PRAGMA foreign_keys=ON")
     except BaseException:
-        db.close()
+        con.close()
         raise
-    return db
+    return con
 
 
-def _open_problem(path: Path, exc: sqlite3.Error, otherwise: str) -> str:
+def _open_problem(path: Path, exc: BaseException, otherwise: str) -> str:
     """Why a library could not be opened, and what to do: SQLite says only 'unable to open
     database file' for a read-only folder and 'database or disk is full' for a full disk."""
     folder = path.parent
@@ -256,43 +513,7 @@ def _open_problem(path: Path, exc: sqlite3.Error, otherwise: str) -> str:
     return otherwise
 
 
-def schema_version(db: sqlite3.Connection) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
-
-
-def migrate(db: sqlite3.Connection, path: Path) -> int:
-    """Apply the migrations `db` lacks, all in one transaction; returns the version it had.
-    Safe when several processes open the same file at once: the version is read again under
-    the write lock."""
-    version = schema_version(db)
-    _check_version(db, path, version)
-    if version == SCHEMA_VERSION:
-        return version
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = schema_version(db)
-        _check_version(db, path, version)
-        for statements in MIGRATIONS[version:]:
-            for statement in statements:
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return version
-
-
-def _check_version(db: sqlite3.Connection, path: Path, version: int) -> None:
-    if version > SCHEMA_VERSION:
-        raise LibraryError(path, f"schema version {version} is newer than this indical "
-                                 f"understands ({SCHEMA_VERSION}); upgrade indical")
-    if version == 0:
-        foreign = sorted({name for (name,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-            - _KNOWN_TABLES)
-        if foreign:
-            raise LibraryError(path, f"is an SQLite database of something else (tables "
-                                     f"{', '.join(foreign)}), not a calibration library; "
-                                     "give another --library path")
+def open_library_db(target: LibraryTarget) -> LibraryDB:
+    """The library database at `target` (an SQLite file, created if missing, or a PostgreSQL
+    URL), upgraded to SCHEMA_VERSION."""
+    return LibraryDB(target)

@@ -40,8 +40,8 @@ class DarkLibrary:
 
     def __init__(self, library_path: Path | str | None = None,
                  options: DarkLibraryOptions = DarkLibraryOptions()) -> None:
-        path = Path(library_path) if library_path is not None else default_library_path()
-        self.library = CalibrationLibrary(path)
+        self.library = CalibrationLibrary(library_path if library_path is not None
+                                          else default_library_path())
         self.store = StatusStore(self.library.db_path)
         self.options = options
         self.builder = AutoBuilder(self.library, AutoBuildPolicy(

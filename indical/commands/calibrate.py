@@ -11,25 +11,29 @@ import click
 from rich.markup import escape
 
 from indical.cli import console
+from indical.commands.library_target import LIBRARY
 from indical.errors import IndicalError, check_output_folder
 
 _STYLE = {"calibrated": "green", "failed": "red", "no_masters": "yellow"}
 
 
-def open_library(db: Path | None):
-    """The calibration library at `db` (or the default), refusing to create one silently."""
+def open_library(db):
+    """The calibration library at `db` (a file or a postgresql:// URL; default
+    $INDICAL_LIBRARY), refusing to create a file silently."""
+    from indical.calib.db import is_url
     from indical.calib.library import CalibrationLibrary, default_library_path
-    path = Path(db) if db is not None else default_library_path()
-    if not path.is_file():
-        raise IndicalError(f"{path}: no calibration library there; build masters into one first "
-                           f"(indical library ingest DIR, then indical library sweep) or give "
-                           f"--library PATH")
-    return CalibrationLibrary(path)
+    target = db if db is not None else default_library_path()
+    if not is_url(target) and not target.is_file():
+        raise IndicalError(f"{target}: no calibration library there; build masters into one "
+                           f"first (indical library ingest DIR, then indical library sweep) or "
+                           f"give --library PATH")
+    return CalibrationLibrary(target)
 
 
-LIBRARY_OPTION = click.option("--library", "library_db", type=click.Path(dir_okay=False,
-                              path_type=Path), default=None, envvar="INDICAL_LIBRARY",
-                              help="Calibration library database (default: $INDICAL_LIBRARY or "
+LIBRARY_OPTION = click.option("--library", "library_db", type=LIBRARY, default=None,
+                              envvar="INDICAL_LIBRARY",
+                              help="Calibration library: a database file or a "
+                                   "postgresql://USER@HOST/DB URL (default: $INDICAL_LIBRARY or "
                                    "$XDG_DATA_HOME/indical/library/library.sqlite).")
 
 

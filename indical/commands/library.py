@@ -17,6 +17,7 @@ from indical.calib.grouping import GroupingOptions
 from indical.calib.ingest import find_fits
 from indical.calib.library import CalibrationLibrary, default_library_path
 from indical.cli import console
+from indical.commands.library_target import LIBRARY
 from indical.commands.progress import progress_bar
 from indical.errors import IndicalError
 from indical.frame import FrameType
@@ -25,9 +26,9 @@ _TYPES = {t.value: t for t in FrameType}
 
 
 @click.group()
-@click.option("--library", "library_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Library database (default: $INDICAL_LIBRARY or "
-                                 "$XDG_DATA_HOME/indical/library/library.sqlite).")
+@click.option("--library", "library_path", type=LIBRARY, default=None,
+              help="Library database: a file or a postgresql://USER@HOST/DB URL (default: "
+                   "$INDICAL_LIBRARY or $XDG_DATA_HOME/indical/library/library.sqlite).")
 @click.pass_context
 def library(ctx: click.Context, library_path: Path | None) -> None:
     """The calibration library: frames, masters and what is due."""
@@ -204,7 +205,7 @@ def ls(db: Path, show_all: bool) -> None:
                           f"{r.meta.exposure_s:g}", str(r.meta.binning), f"{r.width}x{r.height}")
                          for r in lib.frames())
         frames = Table("type", "camera", "filter", "exposure s", "binning", "size", "frames",
-                       title=f"frames in {escape(str(lib.db_path))}")
+                       title=f"frames in {escape(lib.name)}")
         for key, n in sorted(counts.items()):
             frames.add_row(*map(escape, key), str(n))
         console.print(frames)

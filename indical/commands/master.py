@@ -18,6 +18,7 @@ from indical.calib.master import MasterSpec, Precal, build_master, write_master
 from indical.calib.precal import (DEFAULT_EXPOSURE_TOL, PrecalSpec, PrecalTarget, choose_precal,
                                   load_precal_image)
 from indical.cli import console
+from indical.commands.library_target import LIBRARY
 from indical.commands.progress import progress_bar
 from indical.errors import IndicalError, OutputError, check_output_file, check_output_folder
 from indical.filenames import path_inside
@@ -42,7 +43,7 @@ def resolve_precal(spec: PrecalSpec, *, flats: PrecalTarget | None,
     choice = choose_precal(library.masters(), flats,
                            sensor=library.sensor_of(flats.config.camera), exposure_tol=exposure_tol)
     if choice is None:
-        raise IndicalError(f"{library.db_path}: no bias, and no dark or dark-flat master of "
+        raise IndicalError(f"{library.name}: no bias, and no dark or dark-flat master of "
                            f"{flats.exposure_s:g} s, of {flats.config.size} bin "
                            f"{flats.config.binning} matches these flats; build one first or use "
                            "--precal none")
@@ -108,10 +109,11 @@ def _check_outputs(output: Path, rejection_map: Path | None, inputs: list[Path],
                                    "writes over a raw frame)")
 
 
-def _open_library(path: Path | None) -> CalibrationLibrary:
+def _open_library(path) -> CalibrationLibrary:
+    from indical.calib.db import is_url
     from indical.calib.library import default_library_path
-    path = Path(path) if path is not None else default_library_path()
-    if not path.is_file():
+    path = path if path is not None else default_library_path()
+    if not is_url(path) and not path.is_file():
         raise IndicalError(f"{path}: no calibration library there; give --library PATH or "
                            "build one (indical library ingest DIR)")
     return CalibrationLibrary(path)
@@ -170,8 +172,8 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
               show_default=True, help="Memory budget in MB.")
 @click.option("--rejection-map", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the number of values rejected per pixel to this file.")
-@click.option("--library", "library_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Calibration library for --precal library.")
+@click.option("--library", "library_path", type=LIBRARY, default=None,
+              help="Calibration library for --precal library (a file or a postgresql:// URL).")
 def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters, clip,
            percentile_low, percentile_high, precal_text, precal_exposure_tol, group_text,
            min_group, out_dir,

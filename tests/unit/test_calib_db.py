@@ -68,14 +68,11 @@ def _from_sql(tmp_path: Path, name: str) -> Path:
 
 def test_new_file_gets_every_table_and_the_current_version(tmp_path):
     path = tmp_path / "new" / "library.sqlite"
-    con = open_library_db(path)
-    try:
-        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert con.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    finally:
-        con.close()
+    with open_library_db(path) as db:
+        assert db.rows("PRAGMA journal_mode") == [("wal",)]
+        assert db.rows("PRAGMA foreign_keys") == [(1,)]
     version, tables, triggers = _objects(path)
-    assert version == SCHEMA_VERSION == len(dbmod.MIGRATIONS)
+    assert version == SCHEMA_VERSION == len(dbmod.migrations())
     assert ALL_TABLES <= tables
     assert triggers == {"light_recal_on_supersede"}
 
@@ -193,3 +190,53 @@ def test_processes_opening_a_new_file_at_once_all_get_the_schema(tmp_path):
     assert errors == []
     version, tables, _ = _objects(path)
     assert version == SCHEMA_VERSION and ALL_TABLES <= tables
+
+
+def _schema_sql(path: Path) -> list[tuple]:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_library_written_before_the_sql_layer_opens_unchanged_and_works(tmp_path):
+    """library_v3.sql: a version-3 library written by the code before SQLAlchemy (frames,
+    a superseded master, light status, a capture, a bad pixel map, expiry, a sensor)."""
+    path = _from_sql(tmp_path, "library_v3.sql")
+    before = _schema_sql(path)
+    with CalibrationLibrary(path) as lib, StatusStore(path) as store:
+        frames = lib.frames()
+        assert [Path(f.path).name for f in frames] == [
+            "dark_0.fits", "dark_1.fits", "flat_2.fits", "flat_3.fits", "light_4.fits"]
+        assert [f.meta.flat_source for f in frames[2:4]] == ["PANEL", "SKY"]
+        assert frames[0].meta.offset == 10.0 and frames[0].median_adu == 1000.0
+        (current,) = lib.masters()
+        old = [m for m in lib.masters(include_superseded=True) if not m.current]
+        assert Path(current.path).name == "m2.fits" and [m.superseded_by for m in old] == [2]
+        assert current.parameters == {"kappa": 3.0} and current.config.temperature_c == -10.0
+        assert lib.expiry_days(FrameType.DARK) == 45.0 and lib.sensor_of("Sim Cam") == "ccd"
+        light = store.get("/data/raw/light_4.fits")
+        assert light.needs_recal and light.warnings == ("w",) and light.masters[0].id == 1
+        assert [c["done"] for c in store.captures_in_progress(
+            now=datetime.fromisoformat(store.all()[0].updated_at))] == [5]
+        (bpm,) = store.bad_pixel_maps()
+        assert bpm.config.offset == 10.0 and not bpm.superseded
+        # a new master supersedes m2 and marks the light recorded with it
+        from indical.calib.match import MasterInfo, MasterKind
+        store.record(LightStatus(path=light.path, status=Status.CALIBRATED, frame_id=5),
+                     [MasterInfo(id=current.id, kind=MasterKind.DARK, path=Path(current.path),
+                                 config=current.config, created=current.created_at)])
+        assert not store.get(light.path).needs_recal
+        newer = tmp_path / "lib" / "m3.fits"
+        newer.write_bytes(b"complete")
+        added = lib.add_master(MasterRecord(
+            path=str(newer), frame_type=FrameType.DARK, config=current.config, filter=None,
+            exposure_s=60.0, group_key=current.group_key, method="sigma", n_frames=2), [1, 2])
+        assert [m.id for m in lib.masters()] == [added.id] and store.get(light.path).needs_recal
+    after = _schema_sql(path)
+    assert _objects(path)[0] == SCHEMA_VERSION
+    # every object as the old code made it; only migrations after 3 added columns
+    assert [(t, n) for t, n, _ in after] == [(t, n) for t, n, _ in before]
+    altered = {"frames", "masters", "bad_pixel_maps"}
+    assert [x for x in after if x[1] not in altered] == [x for x in before if x[1] not in altered]

@@ -235,7 +235,7 @@ def _write_page(library, store, out_dir: Path, *, log_folders: list[Path] | None
 
     html = (f"<!doctype html><html><head><meta charset=utf-8><title>indical report</title>"
             f"<style>{_CSS}</style></head><body><h1>indical calibration report</h1>"
-            f"<p class=small>library {escape(str(library.db_path))} · made "
+            f"<p class=small>library {escape(library.name)} · made "
             f"{now.strftime('%Y-%m-%d %H:%M')} UTC by indical {__version__}</p>"
             + "".join(sections) + "</body></html>")
     page = out_dir / "index.html"
