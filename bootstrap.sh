@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(indi-bin libdbus-1-dev libglib2.0-dev pkg-config python3-venv python3-dev gcc siril xvfb xauth)
+APT_PACKAGES=(indi-bin libdbus-1-dev libglib2.0-dev pkg-config python3-venv python3-dev gcc siril xvfb xauth postgresql)
 VENV=.venv
 
 say() { printf '\033[1mbootstrap:\033[0m %s\n' "$*"; }

@@ -26,3 +26,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/system" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.system)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A private PostgreSQL server for the session (see postgres_server.py)."""
+    from postgres_server import PostgresServer
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def library_target(request, tmp_path, monkeypatch):
+    """A new calibration library on each backend: an SQLite file under tmp_path/lib, or an
+    empty PostgreSQL database whose files go under tmp_path/lib."""
+    if request.param == "sqlite":
+        return tmp_path / "lib" / "library.sqlite"
+    monkeypatch.setenv("INDICAL_LIBRARY_ROOT", str(tmp_path / "lib"))
+    return request.getfixturevalue("postgres").new_database()

@@ -82,10 +82,33 @@ def _config(group: Group) -> CameraConfig:
     return replace(group.records[0].config, temperature_c=group.temperature_c)
 
 
+#: Held (shared) by every build from writing its master file until the file is indexed, so
+#: `sweep` never takes a master being indexed by another process for one a crash left behind.
+MASTERS_BEING_WRITTEN = "masters-being-written"
+
+
 def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPolicy, *,
                 progress: Callable[[int, int], None] | None = None) -> MasterRecord:
     """Build, write and index the master of one group. The file is complete before the
-    database refers to it; a failure leaves no row and no partial file."""
+    database refers to it; a failure leaves no row and no partial file.
+
+    Processes sharing a PostgreSQL library build one group at a time: a process that finds
+    the group's frames all in a current master once it gets its turn (another process built
+    it meanwhile) returns that master and builds nothing."""
+    key = group_key_json(group.key)
+    with library.db.held(f"build:{key}"):
+        covered = library.frame_ids_in_current_masters()
+        if all(r.id in covered for r in group.records):
+            built = [m for m in library.masters(group_key=key)
+                     if {f.id for f in library.master_sources(m.id)} >= {r.id for r in group.records}]
+            if built:
+                return built[0]
+        with library.db.held(MASTERS_BEING_WRITTEN, shared=True):
+            return _build_group(library, group, policy, progress=progress)
+
+
+def _build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPolicy, *,
+                 progress: Callable[[int, int], None] | None) -> MasterRecord:
     kind = group.key.frame_type
     precal = Precal()
     if kind is FrameType.FLAT and policy.flat_precal_from_library:

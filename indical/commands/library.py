@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich import box
 from rich.table import Table
 
-from indical.calib.autobuild import AutoBuildPolicy, build_group, due_groups
+from indical.calib.autobuild import MASTERS_BEING_WRITTEN, AutoBuildPolicy, build_group, due_groups
 from indical.calib.combine.options import CombineOptions, Method
 from indical.calib.grouping import GroupingOptions
 from indical.calib.ingest import find_fits
@@ -73,6 +74,7 @@ def _build_due(lib: CalibrationLibrary, policy: AutoBuildPolicy) -> int:
     groups = due_groups(lib, policy)
     failed = 0
     for g in groups:
+        started = datetime.now(timezone.utc)
         with progress_bar() as bar:
             task = bar.add_task(f"master {escape(g.label())}", total=None)
             try:
@@ -83,6 +85,10 @@ def _build_due(lib: CalibrationLibrary, policy: AutoBuildPolicy) -> int:
                 console.print(f"[red]group {escape(g.label())} failed[/]: {escape(str(exc))}",
                               soft_wrap=True, highlight=False)
                 continue
+        if m.created_at < started:  # another process sharing the library built it meanwhile
+            console.print(f"{escape(Path(m.path).name)} holds group {escape(g.label())} "
+                          "already (built by another process)", soft_wrap=True)
+            continue
         console.print(f"[green]built[/] {escape(Path(m.path).name)} from {m.n_frames} frames "
                       f"({m.method}, precal {escape(m.precal)})")
     if not groups:
@@ -146,10 +152,17 @@ def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol
                           "interrupted writes", highlight=False)
         if lib.frames_dir.exists():
             _ingest(lib, [lib.frames_dir], None, empty_ok=True)
-        for path in lib.unindexed_masters():
-            path.unlink()
-            console.print(f"[yellow]removed[/] {escape(str(path))} (a build interrupted before "
-                          "it was indexed; it is rebuilt below if still due)", soft_wrap=True)
+        with lib.db.held(MASTERS_BEING_WRITTEN, wait=False) as alone:
+            # (on PostgreSQL, other processes may be writing masters right now: their files
+            # are not indexed yet; left for a later sweep)
+            for path in lib.unindexed_masters() if alone else []:
+                path.unlink()
+                console.print(f"[yellow]removed[/] {escape(str(path))} (a build interrupted "
+                              "before it was indexed; it is rebuilt below if still due)",
+                              soft_wrap=True)
+            if not alone:
+                console.print("other processes are writing masters: masters not indexed are "
+                              "left for a later sweep", highlight=False)
         for path in lib.missing_files():
             console.print(f"[yellow]missing[/] {escape(path)} (indexed, but the file is gone)",
                           soft_wrap=True)

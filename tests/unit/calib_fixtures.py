@@ -53,11 +53,12 @@ def add_master(lib: CalibrationLibrary, kind: FrameType, data: np.ndarray, *, na
     return lib.add_master(rec, list(sources))
 
 
-def standard_library(root: Path, scene: Scene | None = None):
+def standard_library(root: Path, scene: Scene | None = None, *, target=None):
     """A library with: dark 30 s -10 C, flat L (the right ones) and decoys: dark at gain 200,
-    dark 30 s at +5 C, flat R, an older superseded dark."""
+    dark 30 s at +5 C, flat R, an older superseded dark. `target`: its database (default
+    root/library.sqlite); its files go under root."""
     scene = scene or make_scene(shape=(60, 80))
-    lib = CalibrationLibrary(root / "library.sqlite")
+    lib = CalibrationLibrary(target or root / "library.sqlite", root=root)
     now = datetime.now(timezone.utc)
     dark = scene.bias + scene.dark_rate * 30.0
     add_master(lib, FrameType.DARK, dark + 40, name="dark_old.fits", exposure_s=30.0,

@@ -19,8 +19,8 @@ from indical.frame import Binning, Frame, FrameType
 from indical.testing.frames import synthetic_data, synthetic_meta, write_synthetic
 
 
-def test_sink_builds_at_min_frames_and_flats_use_library_dark(tmp_path):
-    with CalibrationLibrary(tmp_path / "lib.sqlite") as lib:
+def test_sink_builds_at_min_frames_and_flats_use_library_dark(library_target):
+    with CalibrationLibrary(library_target) as lib:
         builder = AutoBuilder(lib, AutoBuildPolicy(min_frames_for_master=4))
         sink = LibrarySink(lib, on_indexed=builder)
         for i in range(4):

@@ -20,8 +20,9 @@ from indical.testing.frames import synthetic_data, synthetic_meta, write_synthet
 
 
 @pytest.fixture
-def lib(tmp_path):
-    with CalibrationLibrary(tmp_path / "lib" / "library.sqlite") as library:
+def lib(library_target):
+    """A new library, on SQLite and on PostgreSQL."""
+    with CalibrationLibrary(library_target) as library:
         yield library
 
 
@@ -41,8 +42,9 @@ def test_ingest_is_idempotent_and_reports_bad_files(lib, tmp_path):
     assert 2 < record.mad_adu < 6  # MAD of normal noise with sigma 5 is ~3.4
 
 
-def test_wal_mode_and_schema(lib):
-    db = sqlite3.connect(lib.db_path)
+def test_wal_mode_and_schema(tmp_path):
+    CalibrationLibrary(tmp_path / "library.sqlite").close()
+    db = sqlite3.connect(tmp_path / "library.sqlite")
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}

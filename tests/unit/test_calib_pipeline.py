@@ -16,8 +16,9 @@ from indical.frame import FrameType
 
 
 @pytest.fixture
-def setup(tmp_path):
-    lib, scene, masters = standard_library(tmp_path / "lib")
+def setup(tmp_path, library_target):
+    """The standard library, on SQLite and on PostgreSQL."""
+    lib, scene, masters = standard_library(tmp_path / "lib", target=library_target)
     store = StatusStore(lib.db_path)
     yield tmp_path, lib, store, scene, masters
     store.close()
