@@ -4,7 +4,8 @@ command opens it once).
 
 Each case is a fresh Python process that imports indical.calib.library (as every library
 command does), then runs the case, 7 times; median wall time from the import's start to the
-end and the process's peak RSS (VmHWM):
+end, the whole process's CPU time (steadier than wall time on a shared machine) and its peak
+RSS (VmHWM):
 1. imports only: the floor.
 2. sqlite3 (before): connect, the PRAGMAs, read user_version (what indical did before).
 3. sqlalchemy (now): `CalibrationLibrary(path)` and close (SQLAlchemy Core, schema checked).
@@ -41,26 +42,28 @@ indical.calib.library.CalibrationLibrary(PATH).close()""",
 }
 
 RUNNER = """
-import json, sys, time
+import json, resource, sys, time
 PATH = sys.argv[1]
 t0 = time.perf_counter()
 exec(compile(sys.argv[2], "case", "exec"))  # the prelude, then the case's body
 elapsed = time.perf_counter() - t0
 # VmHWM, not ru_maxrss: the latter keeps the parent's size from before exec
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({"s": elapsed, "rss_mb": hwm / 1024}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"s": elapsed, "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": hwm / 1024}))
 """
 
 
-def run(body: str, path: Path, repeats: int = 7) -> tuple[float, float]:
-    times, rss = [], []
+def run(body: str, path: Path, repeats: int = 7) -> tuple[float, float, float]:
+    times, cpu, rss = [], [], []
     for _ in range(repeats):
         out = subprocess.run([sys.executable, "-c", RUNNER, str(path), PRELUDE + body], check=True,
                              capture_output=True, text=True).stdout
         r = json.loads(out)
         times.append(r["s"])
+        cpu.append(r["cpu"])
         rss.append(r["rss_mb"])
-    return statistics.median(times), statistics.median(rss)
+    return statistics.median(times), statistics.median(cpu), statistics.median(rss)
 
 
 def main() -> None:
@@ -74,10 +77,11 @@ def main() -> None:
                 print(f"{name:22s} (Alembic not installed: pip install alembic to measure)")
                 continue
             results[name] = run(body, path)
-        base_s, base_mb = results["sqlite3 (before)"]
-        for name, (s, mb) in results.items():
-            print(f"{name:22s} {1000 * s:7.1f} ms  peak RSS {mb:6.1f} MB  "
-                  f"({1000 * (s - base_s):+7.1f} ms, {mb - base_mb:+5.1f} MB against sqlite3)")
+        base_s, base_cpu, base_mb = results["sqlite3 (before)"]
+        for name, (s, cpu, mb) in results.items():
+            print(f"{name:22s} wall {1000 * s:7.1f} ms  process CPU {1000 * cpu:7.1f} ms  "
+                  f"peak RSS {mb:6.1f} MB  (against sqlite3: CPU {1000 * (cpu - base_cpu):+7.1f} "
+                  f"ms, RSS {mb - base_mb:+5.1f} MB)")
 
 
 if __name__ == "__main__":

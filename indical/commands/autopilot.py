@@ -55,6 +55,11 @@ def autopilot(plan_file: Path, rig_path: Path | None, out: Path, library_db: Pat
     from indical.autopilot.plan import Window, load_plan
     from indical.rig import load_rig
 
+    if library_db is not None and str(library_db).startswith(("postgres:", "postgresql:")):
+        # (the autopilot keeps its state beside the library file, decision 019)
+        raise click.BadParameter("the autopilot's library is a file; a PostgreSQL library "
+                                 "serves ingest, sweep, master and calibrate",
+                                 param_hint="--library")
     plan = load_plan(plan_file)
     spec = load_rig(rig_path)
     paths = Paths(out, library=library_db, journal=journal_path, store=store_path)
