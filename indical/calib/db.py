@@ -386,19 +386,19 @@ class LibraryDB:
             return
         from sqlalchemy import text
         kind = "_shared" if shared else ""
-        with self._lock:
-            conn = self._conn
-            fn = f"pg{'' if wait else '_try'}_advisory_lock{kind}"
-            got = conn.execute(text(f"SELECT {fn}(:k)"), {"k": _lock_id(key)}).scalar()
-            conn.commit()
-            got = True if wait else bool(got)
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(text(f"SELECT pg_advisory_unlock{kind}(:k)"),
-                                 {"k": _lock_id(key)})
-                    conn.commit()
+        fn = f"pg{'' if wait else '_try'}_advisory_lock{kind}"
+        with self._lock:  # (not across the yield: other threads go on using the connection)
+            got = self._conn.execute(text(f"SELECT {fn}(:k)"), {"k": _lock_id(key)}).scalar()
+            self._conn.commit()
+        got = True if wait else bool(got)
+        try:
+            yield got
+        finally:
+            if got:
+                with self._lock:
+                    self._conn.execute(text(f"SELECT pg_advisory_unlock{kind}(:k)"),
+                                       {"k": _lock_id(key)})
+                    self._conn.commit()
 
     # -- the schema version and migrations
     def version(self, conn: "Connection") -> int:

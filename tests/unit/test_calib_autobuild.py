@@ -130,3 +130,29 @@ def test_group_keys_keep_the_text_of_masters_already_recorded():
         '{"binning": "2x1", "camera": "Sim Cam", "exposure_s": 30.12, "filter": null, '
         '"frame_type": "dark", "gain": 100.0, "height": 48, "offset": 10.0, '
         '"readout_mode": null, "width": 64}')
+
+
+def test_a_group_another_process_built_meanwhile_is_not_built_again(library_target, tmp_path):
+    """Two processes saw the same group due; the one whose turn comes second finds its frames
+    in a current master and returns that master instead of building a second one."""
+    from indical.calib.autobuild import build_group
+
+    raw = tmp_path / "raw"
+    for i in range(4):
+        write_synthetic(raw / f"bias_{i}.fits", FrameType.BIAS, level_adu=500, seed=i)
+    policy = AutoBuildPolicy(min_frames_for_master=4)
+    with CalibrationLibrary(library_target) as one, CalibrationLibrary(library_target) as two:
+        one.ingest([raw])
+        (seen_by_one,) = due_groups(one, policy)
+        (seen_by_two,) = due_groups(two, policy)
+        built = build_group(one, seen_by_one, policy)
+        again = build_group(two, seen_by_two, policy)
+        assert again.id == built.id and again.path == built.path
+        assert [m.id for m in two.masters(include_superseded=True)] == [built.id]
+        assert len(list((one.masters_dir).iterdir())) == 1
+        # a frame more makes the group due again: that build goes ahead and supersedes
+        write_synthetic(raw / "bias_4.fits", FrameType.BIAS, level_adu=500, seed=4)
+        two.ingest([raw])
+        (grown,) = due_groups(two, policy)
+        newer = build_group(two, grown, policy)
+        assert newer.id != built.id and [m.id for m in one.masters()] == [newer.id]
