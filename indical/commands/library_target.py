@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from indical.calib.db import LibraryTarget, library_target
+from indical.calib.db import LibraryTarget, is_url, library_target
 
 
 class LibraryParam(click.ParamType):
@@ -14,11 +16,12 @@ class LibraryParam(click.ParamType):
     name = "PATH|URL"
 
     def convert(self, value, param, ctx) -> LibraryTarget:
-        if not isinstance(value, str):
+        if isinstance(value, str) and is_url(value):
             return value
-        if not value.strip():
-            self.fail("is empty; give a library file or a postgresql:// URL", param, ctx)
-        return library_target(value)
+        # a file: checked as click checks paths (a folder is refused by name)
+        path = _FILE.convert(value, param, ctx)
+        return library_target(str(path))
 
 
+_FILE = click.Path(dir_okay=False, path_type=Path)
 LIBRARY = LibraryParam()
