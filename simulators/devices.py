@@ -21,7 +21,18 @@ from indical.simulators.models.optics import OpticsParams
 from indical.simulators.models.panel import PanelParams
 from indical.simulators.models.sensor import Sensor, SensorParams
 from indical.simulators.models.sky import SkyParams
-from indical.simulators.world import LidState, MountState, PanelState, SimWorld, WheelState
+from indical.simulators.world import (Illumination, LidState, MountState, PanelState, SimWorld,
+                                      WheelState)
+
+
+def colour_meta(p: SensorParams, binning: Binning) -> dict[str, object]:
+    """The frame's colour filter keywords: the pattern and where it starts. Binning sums
+    neighbouring pixels of every colour, so a binned frame of a colour sensor has no pattern
+    left (it is a luminance frame)."""
+    if p.bayer_pattern is None or binning != Binning():
+        return {}
+    return {"bayer_pattern": p.bayer_pattern, "bayer_offset_x": p.bayer_offset_x,
+            "bayer_offset_y": p.bayer_offset_y}
 
 
 class SimCamera(Camera):
@@ -147,12 +158,14 @@ class SimCamera(Camera):
             self._frames += 1
             rng = np.random.default_rng([p.seed, 100, self._frames])
             dark = frame_type in (FrameType.BIAS, FrameType.DARK, FrameType.DARKFLAT)
-            light = 0.0 if dark and self.world.cover is None and self.world.panel is None \
+            light = Illumination(0.0) if dark and self.world.cover is None \
+                and self.world.panel is None \
                 else self.world.light((p.height, p.width), start, exposure_s, rng)
             temp = self.temperature_c()
-            data, real_t = self.sensor.render(light, exposure_s, temp_c=temp, gain=self._gain,
-                                              offset=self._offset,
-                                              binning=(self._binning.x, self._binning.y), rng=rng)
+            data, real_t = self.sensor.render(light.flux_e_per_s, exposure_s, temp_c=temp,
+                                              gain=self._gain, offset=self._offset,
+                                              binning=(self._binning.x, self._binning.y),
+                                              channel_flux=light.channel_flux, rng=rng)
             self._wait(exposure_s)
             end = self.world.clock.now()
             self._wait(self.readout_s)
@@ -163,6 +176,7 @@ class SimCamera(Camera):
                 bit_depth=p.output_bits(exposure_s), sensor_temp_c=round(temp, 2),
                 setpoint_temp_c=self._setpoint, start=start, end=end,
                 e_per_adu=round(p.e_per_adu(self._gain), 4), pixel_size_um=p.pixel_size_um,
+                **colour_meta(p, self._binning),
                 site_lat_deg=self.world.site.latitude_deg if self.world.site else None,
                 site_lon_deg=self.world.site.longitude_deg if self.world.site else None)
             return Frame(data, meta)
@@ -409,7 +423,8 @@ class SimDriver:
         if role == "panel":
             response = tuple((float(b), float(f)) for b, f in s.pop("response"))
             on_cover = s.pop("on_cover")
-            params = PanelParams(response=response, **s)
+            colour = tuple(float(v) for v in s.pop("channel_flux"))
+            params = PanelParams(response=response, channel_flux=colour, **s)
             world.panel = PanelState(params, on_cover=on_cover)
             return SimLightPanel(world, world.panel, name)
         if role == "cover":

@@ -75,7 +75,9 @@ def alnitak_state_light(path: str | Path) -> LightSource:
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
             p = state["panel"]
-            params = PanelParams(**{**p, "response": tuple(tuple(pt) for pt in p["response"])})
+            params = PanelParams(**{**p, "response": tuple(tuple(pt) for pt in p["response"]),
+                                    "channel_flux": tuple(p.get("channel_flux",
+                                                                PanelParams().channel_flux))})
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DeviceError("simulated observatory", f"reading the emulator state {path}",
                               str(exc), "is indical-alnitak-emulator running with this "

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from indical.settings import Setting, between, non_negative, positive, read_settings
+from indical.simulators.models.cfa import check_channel_flux, check_pattern
 from indical.simulators.models.optics import OpticsParams
 from indical.simulators.models.panel import DEFAULT_RESPONSE, PanelParams
 from indical.simulators.models.sensor import SensorParams
@@ -38,6 +39,10 @@ def _nights(v: Any) -> str | None:
     return None
 
 
+def _bayer_offset(v: Any) -> str | None:
+    return None if v in (0, 1) else f"must be 0 or 1 (pixels the pattern starts in), got {v}"
+
+
 def _fraction(v: Any) -> str | None:
     return None if 0 <= v <= 1 else f"must be between 0 and 1, got {v}"
 
@@ -68,6 +73,13 @@ ROLE_SCHEMAS: dict[str, list[Setting]] = {
         Setting("stack_count", int, _sp.stack_count, check=positive),
         Setting("left_justify", bool, _sp.left_justify),
         Setting("seed", int, _sp.seed),
+        Setting("bayer_pattern", (str, type(None)), None, "one-shot colour: the colours of the "
+                "top-left 2x2 pixels, RGGB, GRBG, GBRG or BGGR (absent: mono)",
+                check=check_pattern),
+        Setting("bayer_offset_x", int, 0, "the pattern starts this many columns in (0 or 1)",
+                check=_bayer_offset),
+        Setting("bayer_offset_y", int, 0, "the pattern starts this many rows in (0 or 1)",
+                check=_bayer_offset),
         Setting("readout_s", float, 0.5, check=non_negative),
         Setting("ambient_c", float, 10.0),
         Setting("cooler", bool, True),
@@ -85,6 +97,9 @@ ROLE_SCHEMAS: dict[str, list[Setting]] = {
         Setting("max_flux_e_per_s", float, PanelParams().max_flux_e_per_s, check=positive),
         Setting("pwm_hz", (float, type(None)), None),
         Setting("row_time_s", float, PanelParams().row_time_s, check=positive),
+        Setting("channel_flux", list, list(PanelParams().channel_flux), "relative flux of the "
+                "light in each colour channel [r, g, b] (colour sensors)",
+                check=check_channel_flux),
         Setting("on_cover", bool, True, "the light box is on the inside of the cover"),
     ],
     "cover": [
@@ -132,6 +147,9 @@ TABLE_SCHEMAS: dict[str, list[Setting]] = {
         Setting("seed", int, _sky.seed),
         Setting("twilight_slope", float, _sky.twilight_slope,
                 "how fast the twilight sky fades, relative to Patat's Paranal sky", check=positive),
+        Setting("channel_flux", list, list(_sky.channel_flux), "relative flux of the sky in "
+                "each colour channel [r, g, b] (colour sensors; blue by default)",
+                check=check_channel_flux),
     ],
     "optics": [
         Setting("vignetting", float, _opt.vignetting, check=between(0, 0.95)),
@@ -157,6 +175,7 @@ def read_table(section: str, table: Mapping[str, Any], source: str) -> dict[str,
     out = read_settings(table, TABLE_SCHEMAS[section], source=source, section=section, ignore=())
     if section == "sky":
         out["star_flux_e_per_s"] = tuple(out["star_flux_e_per_s"])
+        out["channel_flux"] = tuple(float(v) for v in out["channel_flux"])
     if section == "clock" and out["start"]:
         from datetime import datetime
         try:

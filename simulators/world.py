@@ -7,7 +7,7 @@ import dataclasses
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,14 @@ def band_for(filter_name: str | None) -> str:
     if not filter_name:
         return "V"
     return BAND_OF.get(filter_name.lower(), "V")
+
+
+class Illumination(NamedTuple):
+    """The light reaching each unbinned pixel (e-/s, averaged over the exposure; 0.0 when
+    dark) and its colour: the relative flux per channel (r, g, b) a colour sensor sees."""
+
+    flux_e_per_s: np.ndarray | float
+    channel_flux: tuple[float, float, float] | None = None
 
 
 @dataclass
@@ -109,8 +117,8 @@ class SimWorld:
         return float(np.interp(t, hour * 3600.0 + 30.0 * np.arange(122), table))
 
     def light(self, shape: tuple[int, int], start: datetime, exposure_s: float,
-              rng: np.random.Generator) -> np.ndarray | float:
-        """Light reaching each unbinned pixel (e-/s), averaged over the exposure."""
+              rng: np.random.Generator) -> Illumination:
+        """Light reaching each unbinned pixel, averaged over the exposure, and its colour."""
         h, w = shape
         with self.lock:
             panel, cover = self.panel, self.cover
@@ -121,13 +129,15 @@ class SimWorld:
             cover_closed = cover is not None and cover.closed
             self.last_spoilers = []
             if panel_lit and (cover_closed or not panel.on_cover or cover is None):
+                colour = panel.params.channel_flux
                 source: np.ndarray | float = panel.params.flux_e_per_s(panel.brightness)
                 bands = pwm_banding(panel.params, exposure_s, h, float(rng.random()))
                 if bands is not None:
                     source = source * bands[:, np.newaxis]
             elif cover_closed or self.site is None:
-                return 0.0
+                return Illumination(0.0)
             else:
+                colour = self.sky.channel_flux
                 mid = start + timedelta(seconds=exposure_s / 2)
                 alt = self.sun_altitude(mid)
                 flux = sky_flux(self.sky, band_for(self.filter_name()), alt)
@@ -138,7 +148,7 @@ class SimWorld:
                 source, self.last_spoilers = render_sky(sky, flux, shape, offset_px=offset,
                                                         rng=rng)
             illum = illumination_map(self.optics, w, h)
-            return illum * (source * np.float32(self.throughput()))
+            return Illumination(illum * (source * np.float32(self.throughput())), colour)
 
     def _star_offset(self, when: datetime) -> tuple[float, float]:
         m = self.mount

@@ -4,7 +4,13 @@ It offers the standard CCD properties and renders frames with indical's sensor a
 models. The light on the sensor comes from what it snoops through indiserver: a light box
 (FLAT_LIGHT_CONTROL, FLAT_LIGHT_INTENSITY, and FLAT_LIGHT_OUTPUT when the box announces its
 light, as indi_indical_flipflat does), a cover (CAP_PARK) and optionally a filter wheel
-(FILTER_SLOT). The stock CCD simulator ignores panels, which is why this one exists."""
+(FILTER_SLOT). The stock CCD simulator ignores panels, which is why this one exists.
+
+With `[camera] bayer_pattern` it is a one-shot-colour camera, as real ones publish it: CCD_CFA
+(CFA_OFFSET_X, CFA_OFFSET_Y, CFA_TYPE) for the whole sensor, and in each frame's header the
+pattern and offsets of that frame (a region starting on an odd pixel shifts them). The light's
+colour comes from the light box's FLAT_LIGHT_OUTPUT (FLAT_LIGHT_RED, _GREEN, _BLUE), else a
+near-white panel; with the cover open, the sky's blue."""
 
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from indical.frame import Binning, FrameMeta, FrameType
 from indical.simulators.indi import protocol as P
 from indical.simulators.indi.config import CameraConfig, camera_config
 from indical.simulators.models.optics import illumination_map
+from indical.simulators.models.panel import DEFAULT_PANEL_COLOUR
 from indical.simulators.models.sensor import Sensor
 
 FRAME_TYPES = {"FRAME_LIGHT": FrameType.LIGHT, "FRAME_BIAS": FrameType.BIAS,
@@ -40,27 +47,31 @@ class Snooped:
     brightness: float = 0.0
     brightness_max: float = 255.0
     announced_flux: float | None = None   # FLAT_LIGHT_OUTPUT of panels that announce it
+    announced_colour: tuple[float, float, float] | None = None   # its r, g, b
     cover_closed: bool | None = None      # None: no cover seen, the light box is on the scope
     filter_slot: int | None = None
 
 
-def light_on_sensor(cfg: CameraConfig, seen: Snooped, frame_type: FrameType) -> float:
-    """Mean light per unbinned pixel (e-/s) at the centre of the field, before vignetting."""
+def light_on_sensor(cfg: CameraConfig, seen: Snooped, frame_type: FrameType
+                    ) -> tuple[float, tuple[float, float, float]]:
+    """Mean light per unbinned pixel (e-/s) at the centre of the field, before vignetting, and
+    its colour (relative flux per channel r, g, b)."""
+    colour = seen.announced_colour or DEFAULT_PANEL_COLOUR
     if frame_type in (FrameType.BIAS, FrameType.DARK, FrameType.DARKFLAT):
-        return 0.0
+        return 0.0, colour
     throughput = 1.0
     if seen.filter_slot is not None and 1 <= seen.filter_slot <= len(cfg.throughput):
         throughput = cfg.throughput[seen.filter_slot - 1]
     if seen.cover_closed is False:
         # lid open: a flip-flat's light faces the sky, the telescope sees the dome or sky
-        return cfg.open_flux_e_per_s * throughput
+        return cfg.open_flux_e_per_s * throughput, cfg.open_channel_flux
     if not seen.light_on:
-        return 0.0
+        return 0.0, colour
     if seen.announced_flux is not None:
         flux = seen.announced_flux
     else:
         flux = cfg.panel_flux_e_per_s * seen.brightness / max(seen.brightness_max, 1.0)
-    return flux * throughput
+    return flux * throughput, colour
 
 
 class CcdDriver(P.DriverBase):
@@ -114,6 +125,14 @@ class CcdDriver(P.DriverBase):
                       ("CCD_PIXEL_SIZE_Y", "Pixel size Y", p.pixel_size_um, 0, 100, 0),
                       ("CCD_BITSPERPIXEL", "Bits per pixel", p.output_bits(p.max_exposure_s),
                        8, 64, 0)], perm="ro"))
+        self.cfa: P.Vector | None = None
+        if p.bayer_pattern is not None:
+            # as INDI's camera base class defines it for colour sensors: the whole sensor's
+            # pattern, the same whatever region a frame covers
+            self.cfa = add(P.text("CCD_CFA", "Bayer Info", info,
+                                  [("CFA_OFFSET_X", "X Offset", str(p.bayer_offset_x)),
+                                   ("CFA_OFFSET_Y", "Y Offset", str(p.bayer_offset_y)),
+                                   ("CFA_TYPE", "Filter", p.bayer_pattern)]))
         if c.cooler:
             self.temperature = add(P.number("CCD_TEMPERATURE", "Temperature", main,
                                             [("CCD_TEMPERATURE_VALUE", "Temperature (C)",
@@ -181,6 +200,10 @@ class CcdDriver(P.DriverBase):
                         seen.brightness_max = P.parse_number(top)
                 elif name == "FLAT_LIGHT_OUTPUT" and "FLAT_LIGHT_FLUX" in m:
                     seen.announced_flux = P.parse_number(m["FLAT_LIGHT_FLUX"])
+                    rgb = ("FLAT_LIGHT_RED", "FLAT_LIGHT_GREEN", "FLAT_LIGHT_BLUE")
+                    if all(k in m for k in rgb):
+                        r, g, b = (P.parse_number(m[k]) for k in rgb)
+                        seen.announced_colour = (r, g, b)
             if device == self.active["ACTIVE_DUSTCAP"].value and name == "CAP_PARK":
                 if m.get("PARK") == "On":
                     # a lid still travelling lets light past; count it closed once there
@@ -262,15 +285,16 @@ class CcdDriver(P.DriverBase):
             t0 = time.monotonic()
             with self.lock:
                 frame_type = FRAME_TYPES[self.frame_type.on_switch() or "FRAME_LIGHT"]
-                flux = light_on_sensor(self.cfg, self.seen, frame_type)
+                flux, colour = light_on_sensor(self.cfg, self.seen, frame_type)
                 bx = int(self.binning["HOR_BIN"].value)
                 by = int(self.binning["VER_BIN"].value)
                 roi = [int(self.roi[k].value) for k in ("X", "Y", "WIDTH", "HEIGHT")]
+                colour_keys = self._colour_keys(roi, (bx, by))
                 gain = float(self.gain_at[0][self.gain_at[1]].value)
                 offset = float(self.offset_at[0][self.offset_at[1]].value)
                 temp = self.temp_c
             # render while the exposure runs, as a camera integrates while the clock counts
-            data = self._render(flux, exposure_s, frame_type, (bx, by), roi, gain, offset, temp)
+            data = self._render(flux, colour, exposure_s, (bx, by), roi, gain, offset, temp)
             if not self._count_down(t0, exposure_s, exposure_id, aborted):
                 return
             if self.cfg.hang:
@@ -285,7 +309,7 @@ class CcdDriver(P.DriverBase):
                              bit_depth=self.cfg.sensor.output_bits(exposure_s),
                              sensor_temp_c=round(temp, 2), setpoint_temp_c=self.setpoint_c,
                              start=start, end=start + timedelta(seconds=exposure_s),
-                             pixel_size_um=self.cfg.sensor.pixel_size_um)
+                             pixel_size_um=self.cfg.sensor.pixel_size_um, **colour_keys)
             fits_bytes = encode_fits(data, meta)
             mode = self.upload.on_switch()
             if mode in ("UPLOAD_LOCAL", "UPLOAD_BOTH"):
@@ -351,7 +375,20 @@ class CcdDriver(P.DriverBase):
                     self.exposure["CCD_EXPOSURE_VALUE"].value = round(left, 3)
                     self.update(self.exposure, state=P.BUSY)
 
-    def _render(self, flux: float, exposure_s: float, frame_type: FrameType,
+    def _colour_keys(self, roi: list[int], binning: tuple[int, int]) -> dict[str, object]:
+        """The frame's BAYERPAT, XBAYROFF and YBAYROFF: CCD_CFA's pattern seen from the region's
+        first pixel (a region starting on an odd column or row shifts the offsets). Binning
+        sums pixels of every colour: a binned frame has no pattern."""
+        if self.cfa is None or binning != (1, 1):
+            return {}
+        try:
+            ox, oy = int(self.cfa["CFA_OFFSET_X"].value), int(self.cfa["CFA_OFFSET_Y"].value)
+        except ValueError:
+            ox = oy = 0
+        return {"bayer_pattern": str(self.cfa["CFA_TYPE"].value),
+                "bayer_offset_x": (ox + roi[0]) % 2, "bayer_offset_y": (oy + roi[1]) % 2}
+
+    def _render(self, flux: float, colour: tuple[float, float, float], exposure_s: float,
                 binning: tuple[int, int], roi: list[int], gain: float, offset: float,
                 temp_c: float) -> np.ndarray:
         p = self.cfg.sensor
@@ -361,7 +398,7 @@ class CcdDriver(P.DriverBase):
         if flux > 0:
             light = illumination_map(self.cfg.optics, p.width, p.height) * np.float32(flux)
         data, _ = self.sensor.render(light, exposure_s, temp_c=temp_c, gain=gain, offset=offset,
-                                     binning=binning, rng=rng)
+                                     binning=binning, channel_flux=colour, rng=rng)
         x, y, w, h = roi
         bx, by = binning
         return np.ascontiguousarray(data[y // by:(y + h) // by, x // bx:(x + w) // bx])

@@ -16,9 +16,11 @@ from typing import Any
 from indical.errors import RigError
 from indical.settings import Setting, non_negative, positive, read_settings
 from indical.simulators import schema as S
+from indical.simulators.models.cfa import check_channel_flux
 from indical.simulators.models.optics import OpticsParams
 from indical.simulators.models.panel import PanelParams
 from indical.simulators.models.sensor import SensorParams
+from indical.simulators.models.sky import DEFAULT_SKY_COLOUR
 
 ENV = "INDICAL_INDI_SIM_CONFIG"
 
@@ -38,6 +40,9 @@ CAMERA_SCHEMA = [s for s in S.ROLE_SCHEMAS["camera"] if s.key != "name"] + [
             check=positive),
     Setting("open_flux_e_per_s", float, 0.0, "light reaching the sensor with the cover open",
             check=non_negative),
+    Setting("open_channel_flux", list, list(DEFAULT_SKY_COLOUR), "colour of that light, "
+            "relative flux per channel [r, g, b] (colour sensors; the sky's blue by default)",
+            check=check_channel_flux),
     Setting("gain_property", str, "CCD_GAIN",
             "how gain and offset are offered: CCD_GAIN (with CCD_OFFSET) or CCD_CONTROLS",
             check=lambda v: None if v in ("CCD_GAIN", "CCD_CONTROLS")
@@ -133,6 +138,7 @@ class CameraConfig:
     hang: bool
     gain_property: str
     exposure_ok_delay_s: float = 0.0
+    open_channel_flux: tuple[float, float, float] = DEFAULT_SKY_COLOUR
 
 
 @dataclass(frozen=True)
@@ -189,7 +195,8 @@ def camera_config(path: str | Path | None = None) -> CameraConfig:
         readout_s=s["readout_s"], ambient_c=s["ambient_c"], cooler=s["cooler"],
         cooling_rate_c_per_min=s["cooling_rate_c_per_min"], max_binning=s["max_binning"],
         hang=s["hang"], gain_property=s["gain_property"],
-        exposure_ok_delay_s=s["exposure_ok_delay_s"])
+        exposure_ok_delay_s=s["exposure_ok_delay_s"],
+        open_channel_flux=tuple(float(v) for v in s["open_channel_flux"]))
 
 
 def flipflat_config(path: str | Path | None = None, *, profile: str | None = None
@@ -211,7 +218,8 @@ def flipflat_config(path: str | Path | None = None, *, profile: str | None = Non
     panel = PanelParams(dimmable=s["dimmable"], max_brightness=s["max_brightness"],
                         response=response,
                         max_flux_e_per_s=s["max_flux_e_per_s"], pwm_hz=s["pwm_hz"],
-                        row_time_s=s["row_time_s"])
+                        row_time_s=s["row_time_s"],
+                        channel_flux=tuple(float(v) for v in s["channel_flux"]))
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= panel.max_brightness
                for v in s["filter_presets"]):
         raise RigError(source, "[flipflat] filter_presets",

@@ -4,7 +4,8 @@ indiserver runs like any INDI driver.
 One device with FLAT_LIGHT_CONTROL, FLAT_LIGHT_INTENSITY and CAP_PARK, as a real flip-flat
 driver has. The lid takes `travel_s` to move (CAP_PARK is Busy meanwhile). The panel's response
 curve turns brightness into light, announced in FLAT_LIGHT_OUTPUT.FLAT_LIGHT_FLUX (e-/s per
-pixel at full optics and filter throughput) for indi_indical_ccd to snoop.
+pixel at full optics and filter throughput) with its colour (FLAT_LIGHT_RED, _GREEN, _BLUE: the
+relative flux per channel of a colour sensor) for indi_indical_ccd to snoop.
 
 `profile` (config.PROFILES) gives it the habits of a real INDI 2.x driver: its brightness range,
 light that must be on before a brightness takes, values kept while off, switching on forcing
@@ -49,9 +50,15 @@ class FlipFlatDriver(P.DriverBase):
                                             cfg.min_brightness, cfg.min_brightness,
                                             panel.max_brightness, 1)], fmt="%.f"))
             self.applied = cfg.min_brightness
+        r, g, b = panel.channel_flux
+        top = max(panel.channel_flux)
         self.output = add(P.number("FLAT_LIGHT_OUTPUT", "Light output", main,
                                    [("FLAT_LIGHT_FLUX", "Flux (e-/s/px)", 0, 0,
-                                     panel.max_flux_e_per_s, 0)], perm="ro"))
+                                     panel.max_flux_e_per_s, 0),
+                                    ("FLAT_LIGHT_RED", "Red (relative)", r, 0, top, 0),
+                                    ("FLAT_LIGHT_GREEN", "Green (relative)", g, 0, top, 0),
+                                    ("FLAT_LIGHT_BLUE", "Blue (relative)", b, 0, top, 0)],
+                                   perm="ro"))
         self.park: P.Vector | None = None
         if cfg.cover:
             self.park = add(P.switch("CAP_PARK", "Dust Cover", main,

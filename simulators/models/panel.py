@@ -3,13 +3,19 @@
 The response is a curve of (brightness, relative flux) points, interpolated and non-decreasing:
 electroluminescent and LED panels respond non-linearly and give no light below some level.
 Brightness is an integer from 0 to max_brightness. An on/off panel (a relay-switched EL panel)
-has one level. PWM-dimmed panels flicker: exposures shorter than a few PWM periods show bands."""
+has one level. PWM-dimmed panels flicker: exposures shorter than a few PWM periods show bands.
+No panel is quite white: `channel_flux` is the relative flux its light gives each colour channel
+of a one-shot-colour sensor (models/cfa.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+#: A near-white panel as a colour sensor sees it (r, g, b): green highest, as the filters and the
+#: silicon's response make it for white light.
+DEFAULT_PANEL_COLOUR = (0.9, 1.0, 0.85)
 
 DEFAULT_RESPONSE: tuple[tuple[float, float], ...] = (
     (0, 0.0), (9, 0.0), (10, 0.004), (32, 0.05), (64, 0.16), (128, 0.43), (192, 0.73),
@@ -25,6 +31,7 @@ class PanelParams:
     max_flux_e_per_s: float = 40000.0    # per pixel at relative flux 1, before optics and filter
     pwm_hz: float | None = None          # flicker frequency of a PWM-dimmed panel
     row_time_s: float = 20e-6            # rolling-shutter line time, for PWM bands
+    channel_flux: tuple[float, float, float] = DEFAULT_PANEL_COLOUR   # relative r, g, b
 
     def check(self) -> str | None:
         """A reason the parameters are unusable, or None."""

@@ -3,7 +3,8 @@
 Bias, gain, read noise, dark current doubling every few degrees, hot and cold pixels, pixel
 response non-uniformity (PRNU), full well, an ADC of 12, 14 or 16 bits, exposure timing jitter,
 and optionally a CMOS readout mode that delivers raw 12-bit data below an exposure threshold and
-internally stacked 16-bit data above it."""
+internally stacked 16-bit data above it. A one-shot-colour sensor has a Bayer colour filter array
+(models/cfa.py): each pixel receives its own colour's share of the light."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+
+from indical.simulators.models.cfa import Cfa
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,16 @@ class SensorParams:
     stack_count: int = 16
     left_justify: bool = False            # 12/14-bit data shifted to the top of 16 bits
     seed: int = 1
+    bayer_pattern: str | None = None      # one-shot colour: RGGB, GRBG, GBRG, BGGR; None: mono
+    bayer_offset_x: int = 0               # the pattern starts this many pixels in (0 or 1)
+    bayer_offset_y: int = 0
+
+    @property
+    def cfa(self) -> Cfa | None:
+        """The colour filter array, None on a mono sensor."""
+        if self.bayer_pattern is None:
+            return None
+        return Cfa(self.bayer_pattern, self.bayer_offset_x, self.bayer_offset_y)
 
     def e_per_adu(self, gain_setting: float) -> float:
         """Gain settings in 0.1 dB steps, as many CMOS cameras count them."""
@@ -104,13 +117,26 @@ class Sensor:
 
     def render(self, flux_e_per_s: np.ndarray | float, exposure_s: float, *, temp_c: float,
                gain: float = 0.0, offset: float = 0.0, binning: tuple[int, int] = (1, 1),
+               channel_flux: tuple[float, float, float] | None = None,
                rng: np.random.Generator) -> tuple[np.ndarray, float]:
         """Digitise one exposure. `flux_e_per_s` is the light reaching each unbinned pixel
-        (already binned if it has the binned shape). Returns (uint16 data, real exposure)."""
+        (already binned if it has the binned shape). On a colour sensor each pixel's filter
+        passes its channel's share of it, `channel_flux` (r, g, b; None: white), before binning
+        sums neighbouring pixels of all colours. Returns (uint16 data, real exposure)."""
         p = self.p
         bx, by = binning
         response, dark = self.maps(bx, by)
         real_t = max(0.0, exposure_s + p.jitter_s * float(rng.standard_normal()))
+        cfa = p.cfa
+        if cfa is not None and channel_flux is not None and (
+                isinstance(flux_e_per_s, np.ndarray) or flux_e_per_s):
+            if not isinstance(flux_e_per_s, np.ndarray):
+                flux_e_per_s = np.full((p.height, p.width), flux_e_per_s, dtype=np.float32)
+            h, w = flux_e_per_s.shape
+            if (h, w) != (p.height, p.width):
+                raise ValueError(f"a colour sensor needs the light on its {p.width}x{p.height} "
+                                 f"unbinned pixels, got {w}x{h}")
+            flux_e_per_s = flux_e_per_s * cfa.weights(h, w, channel_flux)
         if isinstance(flux_e_per_s, np.ndarray) and flux_e_per_s.shape != response.shape:
             flux_e_per_s = bin_sum(flux_e_per_s, bx, by) / (bx * by)
         # light per binned pixel: flux per unbinned pixel x response summed over the bin

@@ -54,6 +54,10 @@ def patat_mag(band: str, sun_alt_deg: float, slope: float = 1.0) -> float:
     return a0 + slope * (a1 * x + a2 * x * x)
 
 
+#: The twilight sky's colour on a one-shot-colour sensor (r, g, b): blue.
+DEFAULT_SKY_COLOUR = (0.45, 0.75, 1.0)
+
+
 @dataclass(frozen=True)
 class SkyParams:
     zero_point_mag: float = 25.0     # surface brightness giving 1 e-/s per pixel (unfiltered)
@@ -65,6 +69,7 @@ class SkyParams:
     trail_probability: float = 0.0
     seed: int = 1
     twilight_slope: float = 1.0      # fading speed relative to Patat's Paranal sky
+    channel_flux: tuple[float, float, float] = DEFAULT_SKY_COLOUR   # relative r, g, b
 
 
 def sky_flux(p: SkyParams, band: str, sun_alt_deg: float) -> float:

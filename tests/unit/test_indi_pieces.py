@@ -23,6 +23,8 @@ from indical.rig import parse_rig
 from indical.simulators.indi import protocol as P
 from indical.simulators.indi.ccd import Snooped, light_on_sensor
 from indical.simulators.indi.config import camera_config, flipflat_config
+from indical.simulators.models.panel import DEFAULT_PANEL_COLOUR
+from indical.simulators.models.sky import DEFAULT_SKY_COLOUR
 
 
 # ----- protocol layer -----
@@ -150,7 +152,21 @@ def test_light_on_sensor(tmp_path, seen, frame_type, expected):
     (tmp_path / "s.toml").write_text("[camera]\npanel_flux_e_per_s = 40000.0\n"
                                      "open_flux_e_per_s = 7.0\nthroughput = [1.0, 0.5]\n")
     cfg = camera_config(tmp_path / "s.toml")
-    assert light_on_sensor(cfg, seen, frame_type) == pytest.approx(expected)
+    flux, colour = light_on_sensor(cfg, seen, frame_type)
+    assert flux == pytest.approx(expected)
+    # the light's colour: the panel's as it announces it (else near white), the sky's
+    # blue with the lid open
+    if seen.cover_closed is False:
+        assert colour == DEFAULT_SKY_COLOUR
+    else:
+        assert colour == (seen.announced_colour or DEFAULT_PANEL_COLOUR)
+
+
+def test_light_on_sensor_takes_the_announced_colour(tmp_path):
+    cfg = camera_config(None)
+    seen = Snooped(light_on=True, announced_flux=100.0, cover_closed=True,
+                   announced_colour=(1.0, 0.55, 0.25))
+    assert light_on_sensor(cfg, seen, FrameType.FLAT) == (100.0, (1.0, 0.55, 0.25))
 
 
 # ----- settings -----
