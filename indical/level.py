@@ -15,6 +15,10 @@ from indical.frame import BAYER_PATTERNS  # noqa: F401  (re-exported: level.BAYE
 #: Fraction of pixels piled up at the top that reveals the ADC's real maximum.
 PILE_UP_FRACTION = 1e-3
 
+#: Which channel a target applies to on a colour sensor: the brightest ("max", so no channel
+#: saturates), the weakest ("min"), or one colour.
+TARGET_CHANNELS = ("max", "min", "R", "G", "B")
+
 #: Fraction of a channel's pixels clipped at full scale that makes a flat saturated (hot pixels
 #: stay far below this; a flat whose bright parts clip reaches it).
 CLIPPED_FRACTION = 0.01
@@ -27,13 +31,26 @@ class Target:
     `Target.fraction(0.5, tolerance=0.1)` puts the raw level (bias included, as a histogram
     shows it) at 50 % of full scale +/- 10 % of that, i.e. 45-55 %. `Target.adu(25000, 0.1)`
     asks for 25000 ADU above the bias +/- 10 %. Full scale follows the real bit depth of each
-    frame, so one target works in 12-bit and 16-bit readout modes alike."""
+    frame, so one target works in 12-bit and 16-bit readout modes alike.
+
+    On a one-shot-colour sensor the target applies to one channel: the brightest by default
+    (`channel="max"`, so no colour saturates), or `"min"`, `"R"`, `"G"`, `"B"`. `floor` is the
+    level above bias, as a fraction of full scale, below which the weakest channel is too
+    faint to be a good flat (default 10 %): the run says so, with what to change."""
 
     value: float
     tolerance: float = 0.1
     is_fraction: bool = True
+    channel: str = "max"
+    floor: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.channel not in TARGET_CHANNELS:
+            raise ValueError(f"target channel must be one of {', '.join(TARGET_CHANNELS)}, got "
+                             f"{self.channel!r}")
+        if not 0 <= self.floor < 1:
+            raise ValueError(f"channel floor must be a fraction of full scale from 0 to below 1, "
+                             f"got {self.floor}")
         if not 0 < self.tolerance < 1:
             raise ValueError(f"target tolerance must be between 0 and 1, got {self.tolerance}")
         if self.is_fraction and not 0 < self.value * (1 + self.tolerance) < 1:
@@ -43,12 +60,14 @@ class Target:
             raise ValueError(f"target level must be above 0 ADU, got {self.value}")
 
     @classmethod
-    def fraction(cls, value: float, tolerance: float = 0.1) -> "Target":
-        return cls(value, tolerance, True)
+    def fraction(cls, value: float, tolerance: float = 0.1, *, channel: str = "max",
+                 floor: float = 0.1) -> "Target":
+        return cls(value, tolerance, True, channel, floor)
 
     @classmethod
-    def adu(cls, value: float, tolerance: float = 0.1) -> "Target":
-        return cls(value, tolerance, False)
+    def adu(cls, value: float, tolerance: float = 0.1, *, channel: str = "max",
+            floor: float = 0.1) -> "Target":
+        return cls(value, tolerance, False, channel, floor)
 
     def band(self, full_scale_adu: float, bias_adu: float) -> "Band":
         """The accepted range of the level above bias, for a frame with this full scale."""
@@ -62,8 +81,13 @@ class Target:
 
     def describe(self) -> str:
         if self.is_fraction:
-            return f"{self.value:.0%} of full scale +/- {self.tolerance:.0%}"
-        return f"{self.value:.0f} ADU above bias +/- {self.tolerance:.0%}"
+            text = f"{self.value:.0%} of full scale +/- {self.tolerance:.0%}"
+        else:
+            text = f"{self.value:.0f} ADU above bias +/- {self.tolerance:.0%}"
+        if self.channel != "max":
+            text += (" in the weakest colour channel" if self.channel == "min"
+                     else f" in the {self.channel} channel")
+        return text
 
 
 @dataclass(frozen=True)
@@ -110,13 +134,15 @@ class BitDepth:
 
 @dataclass(frozen=True)
 class Level:
-    """A measured level: the one that counts (the brightest channel) and each channel's."""
+    """A measured level: the one that counts (the target's channel, the brightest by
+    default) and each channel's."""
 
-    level_adu: float                  # above bias, brightest channel
+    level_adu: float                  # above bias, the channel that counts
     channels: dict[str, float]        # above bias, per channel ("mono" or R, G, B)
     saturated: bool                   # clipped pixels piled up at the top: level is a lower bound
     bit_depth: BitDepth
     bias_adu: float
+    channel: str = "mono"             # which channel counted ("mono", "R", "G" or "B")
 
     @property
     def full_scale_adu(self) -> float:
@@ -193,12 +219,14 @@ def robust_level(pixels: np.ndarray) -> float:
 
 def measure_level(data: np.ndarray, *, bias_adu: float, reported_bits: int | None,
                   bayer: str | None = None, central_fraction: float = 0.5,
-                  known_bits: BitDepth | None = None) -> Level:
+                  known_bits: BitDepth | None = None, channel: str = "max") -> Level:
     """Measure a flat: median of the central region per channel, minus the bias.
 
-    The brightest channel is the level that counts, so no colour saturates. A frame is
-    saturated when the brightest channel sits within 2 % of full scale or clipped pixels pile up
-    at the top. `known_bits` is what earlier frames of the same configuration revealed."""
+    `channel` (TARGET_CHANNELS) is the level that counts: the brightest by default, so no
+    colour saturates. A frame is saturated when any channel sits within 2 % of full scale or
+    clipped pixels pile up at the top. `bayer` is the pattern as seen from the data's first
+    pixel (offsets already applied). `known_bits` is what earlier frames of the same
+    configuration revealed."""
     depth = known_bits or detect_bit_depth(data, reported_bits)
     region = central_region(data, central_fraction)
     full = depth.full_scale_adu
@@ -209,8 +237,71 @@ def measure_level(data: np.ndarray, *, bias_adu: float, reported_bits: int | Non
         channels[name] = raw - bias_adu
         if raw >= 0.98 * full or _clipped(pixels, full, bias_adu):
             saturated = True
-    brightest = max(channels.values())
-    return Level(brightest, channels, saturated, depth, bias_adu)
+    name = counted_channel(channels, channel)
+    return Level(channels[name], channels, saturated, depth, bias_adu, name)
+
+
+def counted_channel(channels: dict[str, float], channel: str = "max") -> str:
+    """The channel a target applies to, of measured `channels`: the brightest ("max"), the
+    weakest ("min") or the one named; a mono frame has only "mono"."""
+    if channel not in TARGET_CHANNELS:
+        raise ValueError(f"target channel must be one of {', '.join(TARGET_CHANNELS)}, got "
+                         f"{channel!r}")
+    if "mono" in channels:
+        return "mono"
+    if channel == "max":
+        return max(channels, key=lambda c: channels[c])
+    if channel == "min":
+        return min(channels, key=lambda c: channels[c])
+    return channel
+
+
+def channel_floor_problem(level: Level, target: Target, band: Band) -> str | None:
+    """On a colour sensor, whether the weakest channel of a flat at the target (the band's
+    centre) ends below the target's floor; then the channel levels and what to change, in
+    words. None when it is above the floor (or the frame is mono)."""
+    ch = level.channels
+    if "mono" in ch or not target.floor or level.level_adu <= 0:
+        return None
+    full = level.full_scale_adu
+    scale = band.target_adu / level.level_adu       # from this frame to one at the target
+    at_target = {c: v * scale for c, v in ch.items()}
+    weakest = min(at_target, key=lambda c: at_target[c])
+    floor_adu = target.floor * full
+    if at_target[weakest] >= floor_adu:
+        return None
+    levels = ", ".join(f"{c} {v / full:.1%}" for c, v in at_target.items())
+    factor = floor_adu / at_target[weakest]        # how much more light the weakest needs
+    advice = []
+    if max(at_target.values()) * factor + level.bias_adu <= 0.9 * full:
+        value = (band.target_adu * factor + level.bias_adu) / full if target.is_fraction \
+            else band.target_adu * factor
+        advice.append(f"a higher target ({_spelled(target, value=round(value + 0.005, 2))} "
+                      f"puts {weakest} at the floor and no channel above 90 %)")
+    advice.append(f"a light with more {_COLOUR_NAMES[weakest]} in it (a whiter panel, or a "
+                  f"colour-correction filter or sheet on it)")
+    advice.append(f"a lower floor ({_spelled(target, floor=int(at_target[weakest] / full * 100) / 100)}"
+                  f" accepts this)")
+    return (f"channel {weakest} would end at {at_target[weakest] / full:.1%} of full scale, "
+            f"below the floor of {target.floor:.0%} ({levels} above bias at the target "
+            f"{target.describe()}): its flats will be noisy. Change to " + "; or ".join(advice))
+
+
+def _spelled(target: Target, **changes: float) -> str:
+    """How a sequence file writes `target` with some fields changed."""
+    t = {"value": target.value, "tolerance": target.tolerance, "channel": target.channel,
+         "floor": target.floor, **changes}
+    args = [f"{t['value']:g}"]
+    if t["tolerance"] != 0.1:
+        args.append(f"tolerance={t['tolerance']:g}")
+    if t["channel"] != "max":
+        args.append(f"channel={t['channel']!r}")
+    if t["floor"] != 0.1:
+        args.append(f"floor={t['floor']:g}")
+    return f"Target.{'fraction' if target.is_fraction else 'adu'}({', '.join(args)})"
+
+
+_COLOUR_NAMES = {"R": "red", "G": "green", "B": "blue"}
 
 
 def measure_bias(data: np.ndarray, *, bayer: str | None = None,
@@ -225,11 +316,23 @@ def measure_bias(data: np.ndarray, *, bayer: str | None = None,
 BANDING_LIMIT = 0.005
 
 
-def row_banding(data: np.ndarray, *, bias_adu: float, central_fraction: float = 0.5) -> float:
+def row_banding(data: np.ndarray, *, bias_adu: float, central_fraction: float = 0.5,
+                bayer: str | None = None) -> float:
     """Ripple of the row medians of the central region, relative to the level above bias,
     after removing a smooth (quadratic) trend such as vignetting and the scatter pixel noise
-    alone would give: PWM-dimmed panels band exposures that span too few flicker periods."""
-    region = central_region(data, central_fraction).astype(np.float64) - bias_adu
+    alone would give: PWM-dimmed panels band exposures that span too few flicker periods.
+
+    On a colour frame (`bayer` given) rows alternate between two colour pairs, which is no
+    banding: each of the four positions of the Bayer cell is judged on its own, and the largest
+    ripple counts."""
+    region = central_region(data, central_fraction)
+    if bayer:
+        return max(_row_ripple(region[y::2, x::2].astype(np.float64) - bias_adu)
+                   for y in (0, 1) for x in (0, 1))
+    return _row_ripple(region.astype(np.float64) - bias_adu)
+
+
+def _row_ripple(region: np.ndarray) -> float:
     rows = np.median(region, axis=1)
     level = float(np.median(rows))
     if rows.size < 8 or region.shape[1] < 8 or level <= 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from indical.errors import IndicalError
 from indical.frame import Frame, FrameType
 from indical.interfaces.light_panel import PanelInfo
-from indical.level import BANDING_LIMIT, Band, Level, Target, row_banding
+from indical.level import BANDING_LIMIT, Band, Level, Target, channel_floor_problem, row_banding
 from indical.sequence.brightness import (ExposureWindow, Steps, at_floor, next_brightness,
                                          too_bright_at_edge)
 from indical.sequence.exposure import (Accept, ExposureLimits, Measure, Observation, Refusal,
@@ -70,11 +70,12 @@ class _Search:
         if brightness is not None and obs.light.panel is not None:
             brightness = obs.light.panel.set_brightness(brightness)
         frame = obs.expose(exposure_s, FrameType.FLAT)
-        level = obs.measure(frame)
+        level = obs.measure(frame, self.target.channel)
         band = _band(self.target, level)
         self.taken += 1
         self.last = (frame, level, band)
-        ripple = 0.0 if level.saturated else row_banding(frame.data, bias_adu=level.bias_adu)
+        ripple = 0.0 if level.saturated else row_banding(
+            frame.data, bias_adu=level.bias_adu, bayer=frame.meta.effective_bayer)
         if ripple > BANDING_LIMIT:
             obs.record("search", frame, level=level.level_adu, target=band.target_adu,
                        accepted=False, reason=f"{why}: rows banded by {ripple:.1%} (panel "
@@ -274,19 +275,25 @@ def take_flats(obs: Session, filter: str | None, *, count: int, target: Target,
             obs.raise_exposure_floor(longer)
             start_b, start_t = None, longer
     _, level, band = search.last  # type: ignore[misc]
+    colours = "" if "mono" in level.channels else " (" + ", ".join(
+        f"{c} {v:.0f}" for c, v in level.channels.items()) + ")"
     obs.say(f"{label}: brightness {brightness if brightness is not None else 'on'}, "
-            f"{exp_s:g} s -> {level.level_adu:.0f} ADU above bias (target "
+            f"{exp_s:g} s -> {level.level_adu:.0f} ADU above bias{colours} (target "
             f"{band.target_adu:.0f}), found in {search.taken} exposure(s)")
+    problem = channel_floor_problem(level, target, band)
+    if problem:
+        obs.warn(f"{label}: {problem}")
     if obs.store is not None:
                 obs.store.put(key, TrainedFlat(brightness, exp_s, level.level_adu, band.target_adu,
                                        obs.clock.now()))
     taken, misses = 1, 0
     while taken < need:
         frame = obs.expose(exp_s, FrameType.FLAT)
-        level = obs.measure(frame)
+        level = obs.measure(frame, target.channel)
         band = _band(target, level)
         banded = not level.saturated and \
-            row_banding(frame.data, bias_adu=level.bias_adu) > BANDING_LIMIT
+            row_banding(frame.data, bias_adu=level.bias_adu,
+                        bayer=frame.meta.effective_bayer) > BANDING_LIMIT
         if band.contains(level.level_adu) and not level.saturated and not banded:
             path = obs.save(frame, level)
             obs.record("flat", frame, level=level.level_adu, target=band.target_adu,

@@ -89,6 +89,8 @@ class Session:
         self.cover_on_exit_state: CoverOnExit = cover_on_exit
         self.flats_taken: list[FlatsTaken] = []
         self.frames_saved: list[Path] = []
+        #: Warnings this run (a colour channel below its floor...), also said as they happen.
+        self.warnings: list[str] = []
         self._say = say
         self._bias = _BiasBook()
         self._bias_override: float | None = None
@@ -100,6 +102,11 @@ class Session:
     def say(self, message: str) -> None:
         """Tell the user what is happening (one line)."""
         self._say(message)
+
+    def warn(self, message: str) -> None:
+        """Tell the user something about the flats they should act on; kept in `warnings`."""
+        self.warnings.append(message)
+        self._say(f"warning: {message}")
 
     def cover_on_exit(self, state: CoverOnExit) -> None:
         """Where the cover must be when the run ends, however it ends."""
@@ -244,9 +251,10 @@ class Session:
                            f"{frame.meta.readout_mode or 'default'}")
         return level
 
-    def measure(self, frame: Frame) -> Level:
-        """The frame's level above bias (brightest colour channel), with the real bit depth
-        remembered per configuration so a later dim frame is not misjudged."""
+    def measure(self, frame: Frame, channel: str = "max") -> Level:
+        """The frame's level above bias (the brightest colour channel, or the target's
+        `channel`), with the real bit depth remembered per configuration so a later dim frame
+        is not misjudged."""
         key = self._config(frame)
         seen = detect_bit_depth(frame.data, frame.meta.bit_depth)
         known = self._bias.bits.get(key)
@@ -255,7 +263,8 @@ class Session:
             self._bias.bits[key] = known
         return measure_level(frame.data, bias_adu=self.bias_for(frame),
                              reported_bits=frame.meta.bit_depth,
-                             bayer=frame.meta.bayer_pattern, known_bits=known)
+                             bayer=frame.meta.effective_bayer, known_bits=known,
+                             channel=channel)
 
     def save(self, frame: Frame, level: Level | None = None, **extra: Any) -> Path:
         """Write a frame to the sink with its measured level and real bit depth in the header."""

@@ -13,7 +13,7 @@ from typing import Any
 from indical.atomic import atomic_file
 from indical.errors import IndicalError, NotSupported, RigError
 from indical.frame import Frame, FrameType
-from indical.level import Level, Target, measure_bias
+from indical.level import Band, Level, Target, channel_floor_problem, measure_bias
 from indical.sequence.flat_config import FlatsTaken
 from indical.sequence.panel import take_dark_flats
 from indical.sequence.session import Session
@@ -256,7 +256,7 @@ def take_twilight_flats(obs: Session, filters: list[str | None], *, count: int,
             # chosen again after each filter: its frames may have changed what is known
             n = order_filters(remaining, ramp.known, twilight)[0] if learn else remaining[0]
             remaining.remove(n)
-            _one_filter(obs, names[n], count=count, ramp=ramp, band_target=band.target_adu,
+            _one_filter(obs, names[n], count=count, ramp=ramp, target=target, band=band,
                         bias=bias, options=options, pointing=pointing, result=result,
                         memory=memory, key=key)
     finally:
@@ -265,8 +265,9 @@ def take_twilight_flats(obs: Session, filters: list[str | None], *, count: int,
 
 
 def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRamp,
-                band_target: float, bias: float, options: TwilightOptions, pointing: _Pointing,
-                result: TwilightResult, memory: SkyMemory, key: str) -> None:
+                target: Target, band: Band, bias: float, options: TwilightOptions,
+                pointing: _Pointing, result: TwilightResult, memory: SkyMemory, key: str
+                ) -> None:
     label = name or "the one filter"
     rkey = name or ""
     obs.select_filter(name)
@@ -279,6 +280,7 @@ def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRam
     reference = RunningReference(options.rejection.running_frames)
     kept: list[tuple[Path | None, Any, int]] = []     # (path, zone levels, index in result)
     told: tuple[str, int] | None = None
+    colour_checked = False
     while True:
         while need > 0:
             now = to_unix(obs.clock.now())
@@ -301,10 +303,16 @@ def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRam
                 pointing.start(now)
                 now = to_unix(obs.clock.now())   # the slew took time: decide again
                 continue
-            if _expose_one(obs, name, action, now, ramp=ramp, band_target=band_target,
-                           bias=bias, options=options, reference=reference, kept=kept,
-                           result=result):
+            level = _expose_one(obs, name, action, now, ramp=ramp, target=target, band=band,
+                                bias=bias, options=options, reference=reference, kept=kept,
+                                result=result)
+            if level is not None:
                 need -= 1
+                if not colour_checked:
+                    colour_checked = True
+                    problem = channel_floor_problem(level, target, band)
+                    if problem:
+                        obs.warn(f"{label}: {problem}")
             memory.save(key, ramp.known)
             pointing.between_frames()
         # across the stack: frames whose normalised zone medians stray from the others'
@@ -324,14 +332,15 @@ def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRam
 
 
 def _expose_one(obs: Session, name: str | None, action: Expose, decided: float, *,
-                ramp: TwilightRamp, band_target: float, bias: float, options: TwilightOptions,
-                reference: RunningReference, kept: list, result: TwilightResult) -> bool:
-    """Take, judge, learn from and store one frame; True when it is kept as a flat."""
+                ramp: TwilightRamp, target: Target, band: Band, bias: float,
+                options: TwilightOptions, reference: RunningReference, kept: list,
+                result: TwilightResult) -> Level | None:
+    """Take, judge, learn from and store one frame; its level when it is kept as a flat."""
     frame = obs.expose(action.exposure_s, FrameType.FLAT)
     start = to_unix(frame.meta.start) if frame.meta.start else decided
     alt = float(ramp.path.altitude(start + action.exposure_s / 2))
     frame = frame.with_meta(sun_altitude_deg=round(alt, 3), flat_source="SKY")
-    level = obs.measure(frame)
+    level = obs.measure(frame, target.channel)
     judgement, view = judge_frame(frame.data, bias_adu=bias, target=ramp.target,
                                   reference=reference, settings=options.rejection,
                                   level_adu=level.level_adu,
@@ -346,15 +355,17 @@ def _expose_one(obs: Session, name: str | None, action: Expose, decided: float, 
         reference.add(view)
     else:
         path = _keep_rejected(obs, frame, level, reason)
-    obs.record("twilight", frame, level=level.level_adu, target=band_target,
+    obs.record("twilight", frame, level=level.level_adu, target=band.target_adu,
                accepted=judgement.accepted, reason=reason, path=path, sun_alt=round(alt, 3),
-               predicted=None if action.probe else round(action.predicted_level_adu, 1))
+               predicted=None if action.probe else round(action.predicted_level_adu, 1),
+               channels=level.channels)
     result.frames.append(TwilightFrame(name, start, action.exposure_s, alt, level.level_adu,
                                        ramp.target.target_adu, ramp.target.tolerance,
                                        judgement.accepted, reason, path))
     if judgement.accepted:
         kept.append((path, judgement.zone_levels, len(result.frames) - 1))
-    return judgement.accepted
+        return level
+    return None
 
 
 def _reject_later(obs: Session, path: Path | None, index: int, result: TwilightResult) -> None:

@@ -16,7 +16,8 @@ def test_an_example_rig_is_found_by_its_name(tmp_path, monkeypatch):
         spec = load_rig(given)
         assert spec.source.endswith("relay-panel-mock.toml") and "panel" in spec.roles
     with pytest.raises(RigError, match="no such rig file .example rigs shipped with indical: "
-                                       "flipflat-emulator.toml, indi-simulators.toml"):
+                                       "colour-camera-sim.toml, flipflat-emulator.toml, "
+                                       "indi-simulators.toml"):
         load_rig("nope.toml")
     (tmp_path / "relay-panel-mock.toml").write_text('[camera]\ndriver = "sim"\n')
     assert list(load_rig("relay-panel-mock.toml").roles) == ["camera"]   # a file here wins
