@@ -21,7 +21,7 @@ import numpy as np
 from indical.drivers.indi.connection import IndiConnection
 from indical.drivers.indi.device import IndiDevice
 from indical.errors import DeviceError, DeviceTimeout, NotSupported
-from indical.frame import Binning, Frame, FrameMeta, FrameType, Region
+from indical.frame import BAYER_PATTERNS, Binning, Frame, FrameMeta, FrameType, Region
 from indical.interfaces import Camera, CameraInfo
 
 if TYPE_CHECKING:
@@ -378,7 +378,7 @@ class IndiCamera(IndiDevice, Camera):
                 after = blob.serial
         finally:
             self._exposing = False
-        data, _header = decode_fits(blob.data, self.name, blob.format)
+        data, header = decode_fits(blob.data, self.name, blob.format)
         self._exposure_quiet(action)
         if data.shape[-2:] != (want_h, want_w):
             raise DeviceError(self.name, action,
@@ -392,8 +392,41 @@ class IndiCamera(IndiDevice, Camera):
         meta = self._meta(frame_type, exposure_s, start)
         meta = meta.replace(binning=binning, extra={**meta.extra,
                                                     "XORGSUBF": region.x // binning.x,
-                                                    "YORGSUBF": region.y // binning.y})
+                                                    "YORGSUBF": region.y // binning.y},
+                            **self._colour(region, binning, header))
         return Frame(data, meta)
+
+    def _colour(self, region: Region, binning: Binning, header: fits.Header
+                ) -> dict[str, object]:
+        """The frame's Bayer pattern and offsets (FrameMeta fields), from CCD_CFA, which INDI
+        colour cameras define for the whole sensor: a region starting on an odd column or row
+        shifts the pattern's phase by its start. Without CCD_CFA, what the driver wrote in the
+        frame's header (BAYERPAT, XBAYROFF, YBAYROFF) is taken as it is. Binned frames of a
+        colour sensor carry no pattern: drivers bin colour sensors differently (summing every
+        colour, or each colour apart), and CCD_CFA does not say which."""
+        cfa = self._has("CCD_CFA")
+        if cfa is not None:
+            pattern = str(cfa.values.get("CFA_TYPE", "")).strip().upper()
+            try:
+                ox = int(float(cfa.values.get("CFA_OFFSET_X") or 0))
+                oy = int(float(cfa.values.get("CFA_OFFSET_Y") or 0))
+            except ValueError:
+                raise DeviceError(self.name, "reading the colour filter pattern (CCD_CFA)",
+                                  f"offsets {cfa.values.get('CFA_OFFSET_X')!r}, "
+                                  f"{cfa.values.get('CFA_OFFSET_Y')!r} are not whole numbers",
+                                  "check the camera driver's Bayer settings") from None
+            ox, oy = ox + region.x, oy + region.y
+        else:
+            pattern = str(header.get("BAYERPAT") or "").strip().upper()
+            ox, oy = int(header.get("XBAYROFF") or 0), int(header.get("YBAYROFF") or 0)
+        if not pattern or pattern in ("NONE", "MONO") or binning != Binning():
+            return {}
+        if pattern not in BAYER_PATTERNS:
+            raise DeviceError(self.name, "reading the colour filter pattern (CCD_CFA)",
+                              f"unknown pattern {pattern!r}; known: "
+                              f"{', '.join(BAYER_PATTERNS)}",
+                              "check the camera driver's Bayer settings")
+        return {"bayer_pattern": pattern, "bayer_offset_x": ox % 2, "bayer_offset_y": oy % 2}
 
     def _wait_idle(self, action: str) -> None:
         """Wait while another client's exposure runs: a CCD_EXPOSURE sent now would abort it.
