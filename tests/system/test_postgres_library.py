@@ -181,3 +181,42 @@ def test_a_library_url_that_does_not_answer_is_named(postgres, tmp_path):
     assert done.returncode != 0
     assert "no_such_db" in done.stderr and "can't connect" in done.stderr
     assert "secret" not in done.stderr + done.stdout  # the password is never shown
+
+
+def test_two_calibrations_of_overlapping_lights(postgres, tmp_path):
+    """Two `indical calibrate` processes on overlapping lights against one PostgreSQL
+    library: one status row per light, its masters recorded once, every output complete."""
+    sys.path.insert(0, str(Path(__file__).parent.parent / "unit"))
+    try:
+        from calib_fixtures import standard_library, write_light
+    finally:
+        sys.path.pop(0)
+    import numpy as np
+
+    from indical.calib.status import Status, StatusStore
+
+    url = postgres.new_database()
+    lib, scene, masters = standard_library(tmp_path / "lib", target=url)
+    lib.close()
+    rng = np.random.default_rng(5)
+    lights = [write_light(tmp_path / "night" / f"part{i % 2}", f"light_{i:02d}.fits", scene, rng)
+              for i in range(12)]
+    main = [sys.executable, "-c", "from indical.cli import main; main()", "calibrate",
+            "--library", url]
+    env = {**os.environ, "COLUMNS": "200"}
+    procs = [subprocess.Popen([*main, *paths, "-o", str(tmp_path / "out")], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for paths in ([str(tmp_path / "night")],
+                           [str(tmp_path / "night" / "part1"), str(tmp_path / "night" / "part0")])]
+    _finish(*procs)
+    with StatusStore(url) as store:
+        rows = store.all()
+        assert sorted(r.path for r in rows) == sorted(str(p.resolve()) for p in lights)
+        assert all(r.status is Status.CALIBRATED for r in rows)
+        for r in rows:
+            kinds = [m.kind for m in r.masters]
+            assert sorted(kinds) == sorted(set(kinds)) and {m.id for m in r.masters} == {
+                masters["dark"].id, masters["flat"].id}
+            assert Path(r.output).is_file()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"{p.stem}_cal.fits" for p in lights)
