@@ -176,14 +176,14 @@ def test_ccd_path_and_integer_output(tmp_path):
     lib.close()
 
 
-def test_bad_pixel_map_master_flags_and_corrects(tmp_path):
+def test_bad_pixel_map_master_flags_and_corrects(tmp_path, library_target):
     from click.testing import CliRunner
 
     from indical.calib.flags import PixelFlag
     from indical.cli import main
-    lib, scene, masters = standard_library(tmp_path / "lib")
+    lib, scene, masters = standard_library(tmp_path / "lib", target=library_target)
     lib.close()
-    db = str(tmp_path / "lib" / "library.sqlite")
+    db = str(library_target)
     run = CliRunner().invoke(main, ["bpm", "--library", db])
     assert run.exit_code == 0, run.output
     assert run.output.count("built bpm_") == 2   # gain 100 and the gain 200 decoy
