@@ -4,6 +4,7 @@ into a folder per night; the calibration library adds an indexed sink on the sam
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -105,6 +106,8 @@ class FitsFolderSink:
         self.longitude_deg = longitude_deg
         self.written: list[Path] = []
         self._metas: dict[Path, FrameMeta | None] = {}
+        self._reserved: set[Path] = set()     # names promised to writes not yet done
+        self._names = threading.Lock()
 
     def count(self, query: FrameQuery) -> int:
         """Frames under the root matching the query (headers read once per file)."""
@@ -128,10 +131,11 @@ class FitsFolderSink:
         when = frame.meta.start or datetime.now(timezone.utc)
         return self.root / night_of(when, self.longitude_deg)
 
-    def write_rejected(self, frame: Frame, reason: str) -> Path:
-        """Keep a rejected frame in NIGHT/rejected/, its header saying why (REJECTED)."""
+    def write_rejected(self, frame: Frame, reason: str, *, path: Path | None = None) -> Path:
+        """Keep a rejected frame in NIGHT/rejected/ (or at `path`, reserved with
+        `reserve(frame, rejected=reason)`), its header saying why (REJECTED)."""
         flagged = frame.with_meta(extra={**frame.meta.extra, "REJECTED": reason[:68]})
-        return self.write(flagged, folder=self.folder_for(frame) / REJECTED_DIR)
+        return self.write(flagged, folder=self.folder_for(frame) / REJECTED_DIR, path=path)
 
     def reject(self, path: Path, reason: str) -> Path:
         """Move a frame written earlier into NIGHT/rejected/, flagged with the reason."""
@@ -145,21 +149,50 @@ class FitsFolderSink:
             self.written.remove(path)
         return moved
 
-    def write(self, frame: Frame, *, folder: Path | None = None) -> Path:
+    def reserve(self, frame: Frame, *, rejected: str | None = None) -> Path:
+        """The name the frame will be written under (the next free sequence number), kept for
+        it until `write(..., path=)` (see write_behind.py). `rejected`: the reason, for a frame
+        kept in NIGHT/rejected/."""
+        folder = self.folder_for(frame) / REJECTED_DIR if rejected else self.folder_for(frame)
+        with self._names:
+            path = self._next_free(folder, frame_filename(frame))
+            self._reserved.add(path)
+        return path
+
+    def _next_free(self, folder: Path, stem: str, after: int = 0) -> Path:
+        pattern = re.compile(re.escape(stem) + r"_(\d{4,})\.fits$")
+        taken = [int(m.group(1)) for p in (folder.iterdir() if folder.is_dir() else ())
+                 if (m := pattern.match(p.name))]
+        taken += [int(m.group(1)) for p in self._reserved
+                  if p.parent == folder and (m := pattern.match(p.name))]
+        return folder / f"{stem}_{max(taken + [after], default=0) + 1:04d}.fits"
+
+    def write(self, frame: Frame, *, folder: Path | None = None,
+              path: Path | None = None) -> Path:
+        """Write the frame atomically under the next free name in its night's folder (or
+        `folder`), or under `path` reserved earlier. Should another program have taken that
+        name meanwhile, the next free one is used: the returned path is where it went."""
         from indical.fits.io import write_frame  # astropy: imported by those who write frames
+        if path is not None:
+            folder = path.parent
         folder = folder if folder is not None else self.folder_for(frame)
         folder.mkdir(parents=True, exist_ok=True)
         stem = frame_filename(frame)
-        pattern = re.compile(re.escape(stem) + r"_(\d{4,})\.fits$")
-        taken = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
-        seq = max(taken, default=0) + 1
-        while True:
-            path = folder / f"{stem}_{seq:04d}.fits"
-            try:
-                write_frame(frame, path)
-            except FileExistsError:
-                seq += 1
-                continue
-            self.written.append(path)
-            self._metas[path] = frame.meta
-            return path
+        promised = path
+        try:
+            while True:
+                if path is None:
+                    with self._names:
+                        path = self._next_free(folder, stem)
+                try:
+                    write_frame(frame, path)
+                except FileExistsError:
+                    path = None
+                    continue
+                self.written.append(path)
+                self._metas[path] = frame.meta
+                return path
+        finally:
+            if promised is not None:
+                with self._names:
+                    self._reserved.discard(promised)

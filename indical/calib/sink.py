@@ -27,18 +27,22 @@ class LibrarySink:
         self.on_indexed = on_indexed
         self.written: list[Path] = []
 
-    def write(self, frame: Frame) -> Path:
-        path = self._folder.write(frame)
+    def reserve(self, frame: Frame, *, rejected: str | None = None) -> Path:
+        """The name the frame will be written under (see FitsFolderSink.reserve)."""
+        return self._folder.reserve(frame, rejected=rejected)
+
+    def write(self, frame: Frame, *, path: Path | None = None) -> Path:
+        path = self._folder.write(frame, path=path)
         record, _ = self.library.add_frame(inspect_file(path, frame_type=frame.meta.frame_type))
         self.written.append(path)
         if self.on_indexed is not None:
             self.on_indexed(record)
         return path
 
-    def write_rejected(self, frame: Frame, reason: str) -> Path:
+    def write_rejected(self, frame: Frame, reason: str, *, path: Path | None = None) -> Path:
         """Keep a frame a sequence rejected beside the library's frames (NIGHT/rejected/),
         flagged with the reason and never indexed."""
-        return self._folder.write_rejected(frame, reason)
+        return self._folder.write_rejected(frame, reason, path=path)
 
     def count(self, query: FrameQuery) -> int:
         return self.library.count(query)

@@ -27,6 +27,7 @@ from indical.sequence.observatory import Observatory
 from indical.sequence.session import Session
 from indical.sequence.trained import TrainedStore
 from indical.sinks import FitsFolderSink, FrameSink
+from indical.write_behind import WriteBehindSink, write_behind
 
 
 class SequenceError(IndicalError):
@@ -221,9 +222,12 @@ def run_sequence(path: Path, rig: Rig, sink: FrameSink, *, log_path: Path | None
     log = ExposureLog(log_path)
     result = RunResult(Path(path), log_path=log_path)
     obs: Observatory | None = None
+    # frame N is written while exposure N+1 runs (write_behind.py)
+    writer = write_behind(sink)
     with _SigintGuard(say) as guard:
         try:
-            obs = Observatory(rig, sink, log, store=store, say=say, cover_on_exit=cover_on_exit)
+            obs = Observatory(rig, writer, log, store=store, say=say,
+                              cover_on_exit=cover_on_exit)
             module.run(obs)
         except KeyboardInterrupt:
             guard.cleaning()
@@ -236,9 +240,31 @@ def run_sequence(path: Path, rig: Rig, sink: FrameSink, *, log_path: Path | None
             guard.cleaning()
             if obs is not None:
                 result.cleanup_problems = safe_state(obs)
-                result.frames = list(obs.frames_saved)
+            _finish_writes(writer, result)
+            if obs is not None:
+                result.frames = _on_disk(writer, obs.frames_saved)
             log.close()
     return result
+
+
+def _finish_writes(writer: FrameSink, result: RunResult) -> None:
+    """Wait for the frames still being written; a failed write is the run's error when it had
+    none (else it is listed with the clean-up problems)."""
+    if not isinstance(writer, WriteBehindSink):
+        return
+    try:
+        writer.close()
+    except Exception as exc:
+        if result.error is None and not result.interrupted:
+            result.error = exc
+        else:
+            result.cleanup_problems.append(f"writing frames: {exc}")
+
+
+def _on_disk(writer: FrameSink, saved: list[Path]) -> list[Path]:
+    if not isinstance(writer, WriteBehindSink):
+        return list(saved)
+    return [p for p in (writer.where(s) for s in saved) if p is not None]
 
 
 def run_file(path: Path, spec: RigSpec, out: Path, *, log_path: Path | None = None,

@@ -107,3 +107,22 @@ def test_loading_a_sequence_writes_no_bytecode_beside_it(tmp_path, monkeypatch):
     assert module.FLATS == 4
     assert not (tmp_path / "__pycache__").exists()
     assert sys.dont_write_bytecode is False
+
+
+def test_a_frame_that_cant_be_written_ends_the_run_with_an_error_naming_it(tmp_path):
+    """Frames are written behind the sequence (write_behind.py): a failed write still ends the
+    run with an error naming the file, and the run's frame count leaves it out."""
+    rig = tmp_path / "rig.toml"
+    rig.write_text(SMALL_RIG)
+    out = tmp_path / "frames"
+    night = out / "2026-03-20"                     # the simulated clock's night
+    out.mkdir()
+    night.write_text("a file where the night's folder should be")
+    result = CliRunner().invoke(main, ["run", str(SEQUENCES / "panel_flats.py"), "--rig", str(rig),
+                                       "-o", str(out), "--store", str(tmp_path / "s.sqlite"),
+                                       "--log", str(tmp_path / "log.jsonl"),
+                                       "--set", "FLATS_PER_FILTER=2",
+                                       "--set", "DARK_FLATS_PER_EXPOSURE=1"])
+    assert result.exit_code != 0
+    assert str(night) in result.output
+    assert "wrote 3 frames" not in result.output
