@@ -220,3 +220,26 @@ def test_two_calibrations_of_overlapping_lights(postgres, tmp_path):
             assert Path(r.output).is_file()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         f"{p.stem}_cal.fits" for p in lights)
+
+
+def test_a_postgresql_database_of_something_else_or_newer_is_refused(postgres, tmp_path):
+    import psycopg
+
+    from indical.calib.db import SCHEMA_VERSION, LibraryError
+
+    def sql(url: str, statement: str) -> None:
+        name = url.split("?")[0].rsplit("/", 1)[-1]
+        with psycopg.connect(f"host={postgres.dir} user={postgres.user} dbname={name}",
+                             autocommit=True) as con:
+            con.execute(statement)
+
+    other = postgres.new_database()
+    sql(other, "CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(LibraryError, match=r"library_\d+.*PostgreSQL database of something "
+                                           r"else \(tables invoices\)"):
+        CalibrationLibrary(other, root=tmp_path)
+    newer = postgres.new_database()
+    CalibrationLibrary(newer, root=tmp_path).close()
+    sql(newer, f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(LibraryError, match=rf"version {SCHEMA_VERSION + 1} is newer.*upgrade"):
+        CalibrationLibrary(newer, root=tmp_path)
