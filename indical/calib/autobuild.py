@@ -95,20 +95,35 @@ def build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPoli
     Processes sharing a PostgreSQL library build one group at a time: a process that finds
     the group's frames all in a current master once it gets its turn (another process built
     it meanwhile) returns that master and builds nothing."""
-    key = group_key_json(group.key)
-    with library.db.held(f"build:{key}"):
-        covered = library.frame_ids_in_current_masters()
-        if all(r.id in covered for r in group.records):
-            built = [m for m in library.masters(group_key=key)
-                     if {f.id for f in library.master_sources(m.id)} >= {r.id for r in group.records}]
-            if built:
-                return built[0]
+    with library.db.held(f"build:{group_key_json(group.key)}"):
+        built = built_meanwhile(library, group)
+        if built is not None:
+            return built
         with library.db.held(MASTERS_BEING_WRITTEN, shared=True):
-            return _build_group(library, group, policy, progress=progress)
+            spec, path = plan_group(library, group, policy)
+            build = build_master(spec, progress=progress)
+            write_master(build, path)
+            return index_group(library, group, policy, spec, path,
+                               exposure_s=build.meta.exposure_s,
+                               method=build.result.options.method.value,
+                               parameters=build.result.options.parameters())
 
 
-def _build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPolicy, *,
-                 progress: Callable[[int, int], None] | None) -> MasterRecord:
+def built_meanwhile(library: CalibrationLibrary, group: Group) -> MasterRecord | None:
+    """The current master that already holds every frame of the group (another process built
+    it while this one waited for the group's lock), or None."""
+    covered = library.frame_ids_in_current_masters()
+    if not all(r.id in covered for r in group.records):
+        return None
+    wanted = {r.id for r in group.records}
+    return next((m for m in library.masters(group_key=group_key_json(group.key))
+                 if {f.id for f in library.master_sources(m.id)} >= wanted), None)
+
+
+def plan_group(library: CalibrationLibrary, group: Group,
+               policy: AutoBuildPolicy) -> tuple[MasterSpec, Path]:
+    """What to build for a group (flats: the precalibration the library has for them) and the
+    new master's path in the library's masters folder. Reads the library, writes nothing."""
     kind = group.key.frame_type
     precal = Precal()
     if kind is FrameType.FLAT and policy.flat_precal_from_library:
@@ -122,18 +137,23 @@ def _build_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPol
     spec = MasterSpec(paths=[Path(r.path) for r in group.records], frame_type=kind,
                       options=policy.combine, precal=precal, ignore_type=True,
                       memory_limit_bytes=policy.memory_limit_bytes)
-    build = build_master(spec, progress=progress)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     library.masters_dir.mkdir(parents=True, exist_ok=True)
-    path = path_inside(library.masters_dir, f"master_{group.label()}_{stamp}.fits")
-    write_master(build, path)
+    return spec, path_inside(library.masters_dir, f"master_{group.label()}_{stamp}.fits")
+
+
+def index_group(library: CalibrationLibrary, group: Group, policy: AutoBuildPolicy,
+                spec: MasterSpec, path: Path, *, exposure_s: float, method: str,
+                parameters: dict) -> MasterRecord:
+    """Record a group's master, written whole at `path`, in the library (superseding the
+    previous one); if that fails the file is removed, never left unknown to the library."""
+    kind = group.key.frame_type
     record = MasterRecord(
         path=str(path.resolve()), frame_type=kind, config=_config(group),
-        filter=group.key.filter, exposure_s=build.meta.exposure_s,
-        group_key=group_key_json(group.key),
-        method=build.result.options.method.value, parameters=build.result.options.parameters(),
-        precal=precal.description, n_frames=len(group.records), precal_reason=precal.reason,
-        flat_source=group.key.flat_source)
+        filter=group.key.filter, exposure_s=exposure_s,
+        group_key=group_key_json(group.key), method=method, parameters=parameters,
+        precal=spec.precal.description, n_frames=len(group.records),
+        precal_reason=spec.precal.reason, flat_source=group.key.flat_source)
     try:
         return library.add_master(record, [r.id for r in group.records if r.id is not None],
                                   temperature_tol_c=policy.grouping.temp_width_c)

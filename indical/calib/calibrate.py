@@ -332,10 +332,13 @@ def light_paths(paths: Iterable[Path], out_dir: Path | None = None) -> list[Path
 
 def calibrate_paths(library, store, paths: Iterable[Path], options: CalibrateOptions,
                     *, catalogue: MasterCatalogue | None = None, now: datetime | None = None,
-                    progress: Callable[[LightOutcome], None] | None = None) -> RunSummary:
+                    progress: Callable[[LightOutcome], None] | None = None,
+                    cluster=None) -> RunSummary:
     """Calibrate lights and record each outcome: the light indexed in `library` (a
     CalibrationLibrary), its status in `store` (a StatusStore). Lights calibrated before with
-    masters still current are skipped unless options.force."""
+    masters still current are skipped unless options.force. With `cluster` (an
+    indical.calib.cluster.Cluster), each light is a task on its workers; the outcomes come back
+    here, in the same order, and are recorded as in a local run."""
     from indical.calib.library import LibraryError
     catalogue = catalogue or MasterCatalogue.from_library(library, extra=store.bad_pixel_maps())
     summary = RunSummary()
@@ -354,7 +357,9 @@ def calibrate_paths(library, store, paths: Iterable[Path], options: CalibrateOpt
     if ccds:
         options = dataclasses.replace(options, ccd_cameras=options.ccd_cameras | ccds)
     calibrator = Calibrator(catalogue, options, now=now)
-    for outcome in calibrator.run(todo):
+    outcomes = (calibrator.run(todo) if cluster is None else
+                cluster.calibrate(catalogue.infos, options, calibrator.now, todo))
+    for outcome in outcomes:
         if outcome.status is not None:
             if outcome.record is not None:
                 try:

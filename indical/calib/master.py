@@ -279,7 +279,7 @@ def _shared_source(infos: list[SourceInfo]) -> str | None:
 
 
 def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo],
-                  precal: Precal) -> Header:
+                  precal: Precal, *, now: datetime | None = None) -> Header:
     h = meta_to_header(meta, Header())
     h["IMAGETYP"] = (MASTER_IMAGETYP[meta.frame_type], "Type of image")
     if meta.setpoint_temp_c is None and meta.sensor_temp_c is not None:
@@ -306,7 +306,8 @@ def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo
     else:
         h["BUNIT"] = ("ADU", "Pixel unit")
     _carry_shared_cards(h, infos)
-    h["DATE"] = (datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", ""),
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    h["DATE"] = (now.isoformat(timespec="seconds").replace("+00:00", ""),
                  "UTC when this master was written")
     h["CREATOR"] = (f"indical {__version__}", "Software that built this master")
     for n, info in enumerate(infos, start=1):
@@ -334,27 +335,39 @@ def _carry_shared_cards(h: Header, infos: list[SourceInfo]) -> None:
         h[key] = (value, comment or (h.comment(key) if key in h else ""))
 
 
-def build_master(spec: MasterSpec, *,
-                 progress: Callable[[int, int], None] | None = None) -> MasterBuild:
-    """Check the inputs and combine them; nothing is written here."""
-    kind, infos = survey(spec)
-    is_flat = kind is FrameType.FLAT
-    precal = spec.precal if is_flat else Precal()
+def combine_job(spec: MasterSpec, kind: FrameType, infos: list[SourceInfo]) -> CombineInput:
+    """What the combine engine is asked, once the inputs passed the survey."""
+    precal = spec.precal if kind is FrameType.FLAT else Precal()
     known_levels = None if precal.image is not None else [i.level_adu - precal.pedestal_adu for i in infos]
-    job = CombineInput(paths=[i.path for i in infos], options=spec.options, normalise=is_flat,
-                       precal_image=precal.image, pedestal_adu=precal.pedestal_adu,
-                       memory_limit_bytes=spec.memory_limit_bytes, rejection_map=True,
-                       levels_adu=known_levels)
-    result = combine_files(job, progress=progress)
+    return CombineInput(paths=[i.path for i in infos], options=spec.options,
+                        normalise=kind is FrameType.FLAT, precal_image=precal.image,
+                        pedestal_adu=precal.pedestal_adu,
+                        memory_limit_bytes=spec.memory_limit_bytes, rejection_map=True,
+                        levels_adu=known_levels)
+
+
+def finish_master(spec: MasterSpec, kind: FrameType, infos: list[SourceInfo],
+                  result: CombineResult, *, now: datetime | None = None) -> MasterBuild:
+    """The combined image made a master: flats normalised to mean 1, metadata and header
+    (DATE is `now`, default the present)."""
+    precal = spec.precal if kind is FrameType.FLAT else Precal()
     data = result.data
-    if is_flat:
+    if kind is FrameType.FLAT:
         mean = float(np.mean(data, dtype=np.float64))
         if not (math.isfinite(mean) and mean > 0):
             raise MasterError(f"the combined flat has mean {mean}; check the precalibration")
         data /= np.float32(mean)
     meta = combined_meta(kind, infos)
-    return MasterBuild(data=data, header=master_header(meta, result, infos, precal),
+    return MasterBuild(data=data, header=master_header(meta, result, infos, precal, now=now),
                        frame_type=kind, meta=meta, sources=infos, result=result, precal=precal)
+
+
+def build_master(spec: MasterSpec, *, progress: Callable[[int, int], None] | None = None,
+                 now: datetime | None = None) -> MasterBuild:
+    """Check the inputs and combine them; nothing is written here."""
+    kind, infos = survey(spec)
+    result = combine_files(combine_job(spec, kind, infos), progress=progress)
+    return finish_master(spec, kind, infos, result, now=now)
 
 
 def write_master(build: MasterBuild, path: Path, *, overwrite: bool = False,

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from indical.cli import console
 from indical.commands.library_target import LIBRARY
+from indical.commands.scheduler import SCHEDULER_OPTION, connect
 from indical.errors import IndicalError, check_output_folder
 
 _STYLE = {"calibrated": "green", "failed": "red", "no_masters": "yellow"}
@@ -71,7 +72,8 @@ LIBRARY_OPTION = click.option("--library", "library_db", type=LIBRARY, default=N
               help="Flush each output to disk before recording it (slower; outputs can always "
                    "be made again, so by default they are only renamed into place atomically).")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Lights calibrated at the same time.")
+              help="Lights calibrated at the same time (locally).")
+@SCHEDULER_OPTION
 @click.option("--bias", "bias_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Use this master bias (any program's) instead of the library.")
 @click.option("--dark", "dark_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -85,8 +87,9 @@ LIBRARY_OPTION = click.option("--library", "library_db", type=LIBRARY, default=N
                    "exposure or temperature differ from the light's (warned); size and "
                    "binning must still agree.")
 def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_pixels,
-              temperature_tol, exposure_tol, flat_floor, flat_source, force, assume_light, sync_outputs,
-              workers, bias_file, dark_file, flat_file, bpm_file, allow_mismatch) -> None:
+              temperature_tol, exposure_tol, flat_floor, flat_source, force, assume_light,
+              sync_outputs, workers, scheduler, bias_file, dark_file, flat_file, bpm_file,
+              allow_mismatch) -> None:
     """Calibrate LIGHTS (files or folders) with matching masters from the library.
 
     Each light gets a float32 copy with HISTORY naming the masters used; the light itself is
@@ -94,7 +97,9 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
     recalibration (a master they used was superseded), lights that had no masters, and lights
     indexed in the library but never calibrated. With --bias/--dark/--flat/--bpm (any of
     them), those masters are used instead of the library's, after the same checks as library
-    matching. Exit status 1 when any light failed or had no masters."""
+    matching. With --scheduler, each light is a task on a Dask cluster whose workers see the
+    same paths; this process writes the library. Exit status 1 when any light failed or had no
+    masters."""
     from indical.calib.apply import ApplyOptions
     from indical.calib.calibrate import CalibrateOptions, calibrate_paths
     from indical.calib.match import MatchRules
@@ -112,6 +117,9 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
     if any(f is not None for f in (bias_file, dark_file, flat_file, bpm_file)):
         if not lights:
             raise click.UsageError("--bias/--dark/--flat/--bpm need LIGHTS to calibrate")
+        if scheduler:
+            raise click.UsageError("--bias/--dark/--flat/--bpm run locally; leave out "
+                                   "--scheduler (and INDICAL_SCHEDULER)")
         _calibrate_with_given(lights, options, bias_file, dark_file, flat_file, bpm_file,
                               allow_mismatch)
         return
@@ -138,7 +146,9 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
             console.print("no FITS files in " + ", ".join(escape(str(p)) for p in lights),
                           soft_wrap=True)
             sys.exit(1)
-        summary = calibrate_paths(library, store, found, options, progress=_show)
+        with connect(scheduler) as cluster:
+            summary = calibrate_paths(library, store, found, options, progress=_show,
+                                      cluster=cluster)
     _summarise(summary)
 
 

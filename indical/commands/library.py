@@ -19,7 +19,8 @@ from indical.calib.ingest import find_fits
 from indical.calib.library import CalibrationLibrary, default_library_path
 from indical.cli import console
 from indical.commands.library_target import LIBRARY
-from indical.commands.progress import progress_bar
+from indical.commands.progress import masters_on_cluster, progress_bar
+from indical.commands.scheduler import SCHEDULER_OPTION, connect
 from indical.errors import IndicalError
 from indical.frame import FrameType
 
@@ -70,8 +71,10 @@ def _with_build_options(f):
     return f
 
 
-def _build_due(lib: CalibrationLibrary, policy: AutoBuildPolicy) -> int:
+def _build_due(lib: CalibrationLibrary, policy: AutoBuildPolicy, cluster=None) -> int:
     groups = due_groups(lib, policy)
+    if cluster is not None:
+        return _build_due_on_cluster(lib, policy, groups, cluster)
     failed = 0
     for g in groups:
         started = datetime.now(timezone.utc)
@@ -91,6 +94,62 @@ def _build_due(lib: CalibrationLibrary, policy: AutoBuildPolicy) -> int:
             continue
         console.print(f"[green]built[/] {escape(Path(m.path).name)} from {m.n_frames} frames "
                       f"({m.method}, precal {escape(m.precal)})")
+    if not groups:
+        console.print("no group is due for a master")
+    return failed
+
+
+def _build_due_on_cluster(lib: CalibrationLibrary, policy: AutoBuildPolicy, groups,
+                          cluster) -> int:
+    """The due groups' masters built and written by the cluster's workers, indexed here: bias,
+    darks and dark flats first, then the flats, which subtract the masters just indexed. Each
+    group's lock is held as build_group holds it (other processes sharing a PostgreSQL library
+    wait, or find the master built), taken in the due order so two sweeps can't deadlock."""
+    from contextlib import ExitStack
+
+    from indical.calib.autobuild import built_meanwhile, group_key_json, index_group, plan_group
+    from indical.calib.cluster import MasterOrder
+    failed = 0
+
+    def fail(g, exc: IndicalError) -> None:
+        nonlocal failed
+        failed += 1
+        console.print(f"[red]group {escape(g.label())} failed[/]: {escape(str(exc))}",
+                      soft_wrap=True, highlight=False)
+
+    for phase in ([g for g in groups if g.key.frame_type is not FrameType.FLAT],
+                  [g for g in groups if g.key.frame_type is FrameType.FLAT]):
+        with ExitStack() as held:
+            orders, of_group = [], {}
+            for g in phase:
+                held.enter_context(lib.db.held(f"build:{group_key_json(g.key)}"))
+                built = built_meanwhile(lib, g)
+                if built is not None:
+                    console.print(f"{escape(Path(built.path).name)} holds group "
+                                  f"{escape(g.label())} already (built by another process)",
+                                  soft_wrap=True)
+                    continue
+                try:
+                    spec, path = plan_group(lib, g, policy)
+                except IndicalError as exc:
+                    fail(g, exc)
+                    continue
+                orders.append(MasterOrder(spec, path, g.label()))
+                of_group[path] = g
+            held.enter_context(lib.db.held(MASTERS_BEING_WRITTEN, shared=True))
+            for order, done in masters_on_cluster(cluster, orders):
+                g = of_group[order.out]
+                try:
+                    if isinstance(done, IndicalError):
+                        raise done
+                    m = index_group(lib, g, policy, order.spec, order.out,
+                                    exposure_s=done.meta.exposure_s, method=done.method,
+                                    parameters=done.parameters)
+                except IndicalError as exc:
+                    fail(g, exc)
+                    continue
+                console.print(f"[green]built[/] {escape(Path(m.path).name)} from {m.n_frames} "
+                              f"frames ({m.method}, precal {escape(m.precal)})")
     if not groups:
         console.print("no group is due for a master")
     return failed
@@ -136,12 +195,16 @@ def ingest(db: Path, folders, kind, build, min_frames, method, group_text,
 @library.command("sweep")
 @click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_with_build_options
+@SCHEDULER_OPTION
 @click.pass_obj
-def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol) -> None:
+def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol,
+          scheduler) -> None:
     """Index frames written but not indexed (after a crash), remove masters written but never
     indexed and temporary files of interrupted writes (in the library and in FOLDERS, e.g.
     where `indical master -o` or `indical calibrate -o` write), build every due master, report
-    files that went missing."""
+    files that went missing. With --scheduler, the masters are built and written by the
+    workers of a Dask cluster, which must see the library's folders at the same paths; this
+    process indexes them."""
     from indical.atomic import remove_stale_temporaries
     policy = _policy(min_frames, method, group_text, precal_exposure_tol)
     with CalibrationLibrary(db) as lib:
@@ -166,8 +229,9 @@ def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol
         for path in lib.missing_files():
             console.print(f"[yellow]missing[/] {escape(path)} (indexed, but the file is gone)",
                           soft_wrap=True)
-        if _build_due(lib, policy):
-            raise IndicalError("some masters could not be built (see above)")
+        with connect(scheduler) as cluster:
+            if _build_due(lib, policy, cluster):
+                raise IndicalError("some masters could not be built (see above)")
 
 
 @library.command("import")

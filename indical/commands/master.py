@@ -19,7 +19,8 @@ from indical.calib.precal import (DEFAULT_EXPOSURE_TOL, PrecalSpec, PrecalTarget
                                   load_precal_image)
 from indical.cli import console
 from indical.commands.library_target import LIBRARY
-from indical.commands.progress import progress_bar
+from indical.commands.progress import masters_on_cluster, progress_bar
+from indical.commands.scheduler import SCHEDULER_OPTION, connect
 from indical.errors import IndicalError, OutputError, check_output_file, check_output_folder
 from indical.filenames import path_inside
 from indical.frame import FrameType
@@ -56,35 +57,119 @@ def _flats(records: list[FrameRecord]) -> PrecalTarget:
     return PrecalTarget(config, sum(x.meta.exposure_s for x in records) / len(records))
 
 
-def _build_one(paths: list[Path], out: Path, *, kind: FrameType | None, options: CombineOptions,
-               precal_spec: PrecalSpec, library: CalibrationLibrary | None,
-               records: list[FrameRecord] | None, ignore_type: bool, force: bool,
-               memory_limit: int, rejection_map: Path | None,
-               precal_exposure_tol: float = DEFAULT_EXPOSURE_TOL) -> Path:
+def _master_spec(paths: list[Path], out: Path, *, kind: FrameType | None,
+                 options: CombineOptions, precal_spec: PrecalSpec,
+                 library: CalibrationLibrary | None, records: list[FrameRecord] | None,
+                 ignore_type: bool, force: bool, memory_limit: int,
+                 precal_exposure_tol: float = DEFAULT_EXPOSURE_TOL,
+                 inspect=ingest_paths) -> MasterSpec:
+    """What to build for `out`: the inputs, the options, the precalibration resolved."""
     if out.exists() and not force:
         raise IndicalError(f"{out}: already exists; use --force to overwrite")
     precal = Precal()
     if precal_spec.kind != "none" and kind in (None, FrameType.FLAT):
         flats = _flats(records) if records else None
         if precal_spec.kind == "library" and flats is None:
-            report = ingest_paths(paths)
+            report = inspect(paths)
             flats = _flats(report.records) if report.records else None
         precal = resolve_precal(precal_spec, flats=flats, library=library,
                                 exposure_tol=precal_exposure_tol)
-    spec = MasterSpec(paths=paths, frame_type=kind, options=options, precal=precal,
+    return MasterSpec(paths=paths, frame_type=kind, options=options, precal=precal,
                       ignore_type=ignore_type, memory_limit_bytes=memory_limit)
+
+
+def _build_one(paths: list[Path], out: Path, *, rejection_map: Path | None, **common) -> Path:
+    spec = _master_spec(paths, out, **common)
     with progress_bar() as bar:
         task = bar.add_task(f"combining {len(paths)} frames -> {escape(out.name)}", total=None)
         build = build_master(spec, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    write_master(build, out, overwrite=force, rejection_map=rejection_map)
+    write_master(build, out, overwrite=common["force"], rejection_map=rejection_map)
     opts = build.result.options
-    params = ", ".join(f"{k}={v}" for k, v in opts.parameters().items())
-    console.print(f"[green]wrote[/] {escape(str(out))}: {build.header['IMAGETYP']}, "
-                  f"{len(paths)} frames, {opts.method.value}{f' ({params})' if params else ''}, "
-                  f"precal {escape(build.precal.description)}"
-                  + (f" ({escape(build.precal.reason)})" if build.precal.reason else ""),
-                  soft_wrap=True, highlight=False)
+    _say_written(out, str(build.header["IMAGETYP"]), len(paths), opts.method.value,
+                 opts.parameters(), build.precal.description, build.precal.reason)
     return out
+
+
+def _say_written(out: Path, imagetyp: str, n: int, method: str, parameters: dict,
+                 precal: str, reason: str) -> None:
+    params = ", ".join(f"{k}={v}" for k, v in parameters.items())
+    console.print(f"[green]wrote[/] {escape(str(out))}: {imagetyp}, "
+                  f"{n} frames, {method}{f' ({params})' if params else ''}, "
+                  f"precal {escape(precal)}" + (f" ({escape(reason)})" if reason else ""),
+                  soft_wrap=True, highlight=False)
+
+
+def _cluster_ingest(cluster, paths: list[Path], frame_type: FrameType | None):
+    """ingest_paths with one task per file on the cluster."""
+    from indical.calib.ingest import IngestReport
+    report = IngestReport([], [])
+    for path, got in zip(paths, cluster.inspect(paths, frame_type)):
+        if isinstance(got, str):
+            report.skipped.append((Path(path), got))
+        else:
+            report.records.append(got)
+    return report
+
+
+def _build_groups(report, grouping: GroupingOptions,
+                  frame_type: FrameType | None, out_dir: Path, move_inputs: Path | None,
+                  common: dict, cluster, rows_per_task: int | None) -> None:
+    """One master per group, each group's failure reported and the others built."""
+    for path, reason in report.skipped:
+        console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}",
+                      soft_wrap=True, highlight=False)
+    records = [r for r in report.records if frame_type is None or r.meta.frame_type is frame_type]
+    groups, small = group_frames(records, grouping)
+    for g in small:
+        console.print(f"[yellow]group {escape(g.label())}[/]: {len(g.records)} frames, fewer "
+                      f"than --min-group {grouping.min_group}; skipped")
+    if not groups:
+        raise IndicalError("no group has enough frames; nothing was built")
+    failed: list[str] = []
+
+    def fail(label: str, exc: IndicalError) -> None:
+        console.print(f"[red]group {escape(label)} failed[/]: {escape(str(exc))}",
+                      soft_wrap=True, highlight=False)
+        failed.append(label)
+
+    orders: list[MasterOrder] = []
+    for g in groups:
+        group_paths = [Path(r.path) for r in g.records]
+        try:
+            out = path_inside(out_dir, f"master_{g.label()}.fits")
+            if cluster is None:
+                _build_one(group_paths, out, records=g.records,
+                           rejection_map=None, **{**common, "kind": g.key.frame_type})
+                if move_inputs:
+                    _move_inputs(group_paths, move_inputs)
+            else:
+                spec = _master_spec(group_paths, out, records=g.records,
+                                    **{**common, "kind": g.key.frame_type})
+                from indical.calib.cluster import MasterOrder
+                orders.append(MasterOrder(spec, out, g.label(), overwrite=common["force"]))
+        except IndicalError as exc:  # one bad group does not stop the others
+            fail(g.label(), exc)
+    if cluster is not None:
+        for order, built in _build_on_cluster(cluster, orders, rows_per_task):
+            try:
+                if isinstance(built, IndicalError):
+                    raise built
+                if move_inputs:
+                    _move_inputs(list(order.spec.paths), move_inputs)
+            except IndicalError as exc:
+                fail(order.label, exc)
+    if failed:
+        raise IndicalError(f"{len(failed)} of {len(groups)} groups failed: {', '.join(failed)}")
+
+
+def _build_on_cluster(cluster, orders, rows_per_task: int | None):
+    """Build `orders` on the cluster, saying what was written; yields (order, MasterWritten
+    or IndicalError) in order."""
+    for order, built in masters_on_cluster(cluster, orders, rows_per_task=rows_per_task):
+        if not isinstance(built, IndicalError):
+            _say_written(built.path, built.imagetyp, built.n_frames, built.method,
+                         built.parameters, built.precal_description, built.precal_reason)
+        yield order, built
 
 
 def _check_outputs(output: Path, rejection_map: Path | None, inputs: list[Path], *,
@@ -174,11 +259,20 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
               help="Also write the number of values rejected per pixel to this file.")
 @click.option("--library", "library_path", type=LIBRARY, default=None,
               help="Calibration library for --precal library (a file or a postgresql:// URL).")
+@SCHEDULER_OPTION
+@click.option("--rows-per-task", type=click.IntRange(0), default=None,
+              help="With --scheduler: rows of the frames combined per task (default: bands "
+                   "that read about 512 MB each; 0: one task per master).")
 def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters, clip,
            percentile_low, percentile_high, precal_text, precal_exposure_tol, group_text,
            min_group, out_dir,
-           move_inputs, ignore_type, force, memory_mb, rejection_map, library_path) -> None:
-    """Combine FILES (FITS files or folders) into a master frame."""
+           move_inputs, ignore_type, force, memory_mb, rejection_map, library_path, scheduler,
+           rows_per_task) -> None:
+    """Combine FILES (FITS files or folders) into a master frame.
+
+    With --scheduler, the files are read and the masters built and written by the workers of
+    a Dask cluster (one task per master, or per band of rows of a big stack); they must see
+    the files and the output folder at the same paths."""
     try:
         options = CombineOptions(method=Method(method), sigma_low=sigma_low, sigma_high=sigma_high,
                                  center=center, maxiters=None if maxiters == 0 else maxiters,
@@ -200,7 +294,14 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
         raise click.UsageError("give either -o OUT.fits (one master) or --group KEYS --out-dir DIR")
     if grouping is not None and out_dir is None:
         raise click.UsageError("--group needs --out-dir")
+    if rows_per_task is not None and not scheduler:
+        raise click.UsageError("--rows-per-task needs --scheduler")
     paths = list(find_fits(files))
+    if scheduler:  # the workers' working folders are not ours: every path made absolute
+        paths = [p.absolute() for p in paths]
+        output, out_dir, rejection_map, move_inputs = (
+            None if p is None else p.absolute()
+            for p in (output, out_dir, rejection_map, move_inputs))
     if output is not None:
         _check_outputs(output, rejection_map, paths, force=force)
     else:
@@ -215,37 +316,28 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
                   ignore_type=ignore_type, force=force, memory_limit=memory_mb * 2**20,
                   precal_exposure_tol=precal_exposure_tol)
     try:
-        if grouping is None:
-            _build_one(paths, output, records=None, rejection_map=rejection_map, **common)
-            if move_inputs:
-                _move_inputs(paths, move_inputs)
-            return
-        report = ingest_paths(paths, frame_type=frame_type if ignore_type else None)
-        for path, reason in report.skipped:
-            console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}",
-                      soft_wrap=True, highlight=False)
-        records = [r for r in report.records if frame_type is None or r.meta.frame_type is frame_type]
-        groups, small = group_frames(records, grouping)
-        for g in small:
-            console.print(f"[yellow]group {escape(g.label())}[/]: {len(g.records)} frames, fewer "
-                          f"than --min-group {grouping.min_group}; skipped")
-        if not groups:
-            raise IndicalError("no group has enough frames; nothing was built")
-        failed: list[str] = []
-        for g in groups:
-            group_paths = [Path(r.path) for r in g.records]
-            try:
-                out = path_inside(out_dir, f"master_{g.label()}.fits")
-                _build_one(group_paths, out, records=g.records,
-                           rejection_map=None, **{**common, "kind": g.key.frame_type})
+        with connect(scheduler) as cluster:
+            if grouping is None:
+                if cluster is None:
+                    _build_one(paths, output, records=None, rejection_map=rejection_map,
+                               **common)
+                else:
+                    from indical.calib.cluster import MasterOrder
+                    common["inspect"] = lambda p: _cluster_ingest(cluster, p, frame_type)
+                    order = MasterOrder(_master_spec(paths, output, records=None, **common),
+                                        output, output.name, overwrite=force,
+                                        rejection_map=rejection_map)
+                    [(_, built)] = _build_on_cluster(cluster, [order], rows_per_task)
+                    if isinstance(built, IndicalError):
+                        raise built
                 if move_inputs:
-                    _move_inputs(group_paths, move_inputs)
-            except IndicalError as exc:  # one bad group does not stop the others
-                console.print(f"[red]group {escape(g.label())} failed[/]: {escape(str(exc))}",
-                              soft_wrap=True, highlight=False)
-                failed.append(g.label())
-        if failed:
-            raise IndicalError(f"{len(failed)} of {len(groups)} groups failed: {', '.join(failed)}")
+                    _move_inputs(paths, move_inputs)
+                return
+            inspect_type = frame_type if ignore_type else None
+            report = (ingest_paths(paths, frame_type=inspect_type) if cluster is None else
+                      _cluster_ingest(cluster, paths, inspect_type))
+            _build_groups(report, grouping, frame_type, out_dir, move_inputs, common, cluster,
+                          rows_per_task)
     finally:
         if library is not None:
             library.close()

@@ -110,10 +110,14 @@ def _level_from_file(image: RawImage, rows: np.ndarray, pedestal: float) -> floa
     return level
 
 
-def combine_files(job: CombineInput, *,
-                  progress: Callable[[int, int], None] | None = None) -> CombineResult:
+def combine_files(job: CombineInput, *, progress: Callable[[int, int], None] | None = None,
+                  rows: tuple[int, int] | None = None) -> CombineResult:
     """Combine the frames of `job` into one float32 image. Raises FitsError naming a file that
-    can't be read, ShapeMismatch listing sizes, TooFewFrames when the method needs more."""
+    can't be read, ShapeMismatch listing sizes, TooFewFrames when the method needs more.
+
+    `rows` (start, stop): combine only that band of rows; the result holds those rows. Every
+    pixel is combined on its own, so bands put together are the whole image, bit for bit (give
+    `levels_adu` so that every band scales the frames alike)."""
     paths = [Path(p) for p in job.paths]
     options = job.options.resolved(len(paths))
     options.check(len(paths))
@@ -141,8 +145,11 @@ def combine_files(job: CombineInput, *,
             scales = [1.0] * len(images)
 
         code, params = options.kernel_params()
-        out = np.empty((height, width), dtype=np.float32)
-        rejected = np.empty((height, width), dtype=np.uint16)
+        first, stop = (0, height) if rows is None else rows
+        if not 0 <= first < stop <= height:
+            raise ValueError(f"rows {first}..{stop} are not a band of {height} rows")
+        out = np.empty((stop - first, width), dtype=np.float32)
+        rejected = np.empty((stop - first, width), dtype=np.uint16)
         plan = CombinePlan(
             images=images, dtype=dtype,
             # 16-bit frames (the usual case): kernels convert the stored integers themselves
@@ -154,7 +161,8 @@ def combine_files(job: CombineInput, *,
                     np.ascontiguousarray(job.precal_image, dtype=np.float64)),
             scales=np.asarray(scales, dtype=np.float64), code=code,
             params=np.asarray(params, dtype=np.float64), network=cached_network(len(images)),
-            out=out, rejected=rejected, memory_limit_bytes=job.memory_limit_bytes)
+            out=out, rejected=rejected, memory_limit_bytes=job.memory_limit_bytes,
+            first_row=first)
         run_native.run(plan, native.kernel(), progress)
     return CombineResult(data=out, rejected=rejected if job.rejection_map else None,
                          options=options, levels_adu=levels, scales=scales)

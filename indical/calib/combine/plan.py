@@ -31,12 +31,14 @@ class CombinePlan:
     code: int                    # options.METHOD_CODE
     params: np.ndarray           # float64, options.kernel_params layout
     network: np.ndarray          # int64 comparator pairs for len(images) inputs
-    out: np.ndarray              # float32 result, height x width
-    rejected: np.ndarray         # uint16 rejection counts, height x width
+    out: np.ndarray              # float32 result, the rows combined x width
+    rejected: np.ndarray         # uint16 rejection counts, the rows combined x width
     memory_limit_bytes: int
+    first_row: int = 0           # frame row that out[0] holds (a band of a split combine)
 
     @property
     def height(self) -> int:
+        """Rows combined (the frames' height, or a band's)."""
         return self.out.shape[0]
 
     @property

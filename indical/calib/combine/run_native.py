@@ -92,8 +92,9 @@ def _open_all(plan: CombinePlan, stack: ExitStack) -> np.ndarray | None:
 
 
 def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> None:
-    """Fill plan.out and plan.rejected with the C kernel."""
+    """Fill plan.out and plan.rejected with the C kernel: frame rows plan.first_row onwards."""
     n, height, width = len(plan.images), plan.height, plan.width
+    first, end = plan.first_row, plan.first_row + height
     offsets = [plain_file_offset(im) for im in plan.images]
     from_files = plan.stored and all(o is not None for o in offsets)
     use_precal = plan.precal is not None
@@ -101,8 +102,11 @@ def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> N
     network = np.ascontiguousarray(plan.network, dtype=np.int64)
     ptr = {name: arr.ctypes.data for name, arr in
            (("offsets", plan.offsets), ("precal", precal), ("scales", plan.scales),
-            ("params", plan.params), ("network", network), ("out", plan.out),
-            ("rejected", plan.rejected))}
+            ("params", plan.params), ("network", network))}
+    # the kernels write frame row r at out + r * width: a band's arrays start first_row rows
+    # before that address (the kernels only touch the band's rows)
+    ptr["out"] = plan.out.ctypes.data - first * width * plan.out.itemsize
+    ptr["rejected"] = plan.rejected.ctypes.data - first * width * plan.rejected.itemsize
     n_pairs = int(network.shape[0])
     workers = _workers()
     work_bytes = kernel.work_bytes(n) + (kernel.read_bytes(n, width) if from_files else 0)
@@ -136,14 +140,14 @@ def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> N
                     raise FitsError(im.path, f"can't read rows {r0}-{r1 - 1} of its pixels "
                                              f"({os.strerror(err) if err else 'short read'})")
 
-            _run_blocks(read_and_combine, 0, height, work, pool, workers, done)
+            _run_blocks(read_and_combine, first, end, work, pool, workers, done)
             return
 
         step = even_chunk_rows(plan, plan.dtype.itemsize)
         space = np.empty(n * step * width, dtype=plan.dtype)
         is_f64 = int(plan.dtype == np.float64)
-        for start in range(0, height, step):
-            stop = min(height, start + step)
+        for start in range(first, end, step):
+            stop = min(end, start + step)
             cube = space[:n * (stop - start) * width].reshape(n, -1, width)
             for k, im in enumerate(plan.images):
                 convert_rows(plan, k, start, stop, cube[k])

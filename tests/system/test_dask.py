@@ -1,0 +1,176 @@
+"""`--scheduler` on a real Dask cluster (a `dask scheduler` and two `dask worker` processes on
+127.0.0.1): calibrate, master and library sweep give the files a local run gives, and a worker
+killed (SIGKILL) in the middle of a run changes nothing in them.
+
+Compared byte for byte, except for the one header card that records when the file was made
+(CALIBRAT for calibrated lights, DATE for masters): two runs are seconds apart, and that card
+says so. Everything else, pixels, every other card and the layout, must be the same bytes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dask_helpers import DaskCluster, bytes_without, temporaries, write_frames
+
+INDICAL = [str(Path(sys.executable).with_name("indical"))]
+
+
+def indical(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    run = subprocess.run([*INDICAL, *args], capture_output=True, text=True, timeout=240,
+                         stdin=subprocess.DEVNULL)
+    if check:
+        assert run.returncode == 0, f"indical {' '.join(args)}:\n{run.stdout}\n{run.stderr}"
+    return run
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = DaskCluster(tmp_path_factory.mktemp("dask"))
+    try:
+        yield c.start(n_workers=2)
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """Raw frames, 12 lights, and a library with masters built from the raw frames."""
+    root = tmp_path_factory.mktemp("frames")
+    write_frames(root, lights=12, shape=(120, 160))
+    db = root / "lib" / "library.sqlite"
+    indical("library", "--library", str(db), "ingest", str(root / "raw"), "--min-frames", "5")
+    return root, db
+
+
+def _same_files(local: Path, remote: Path, stamp: str, *, expected: int) -> None:
+    names = sorted(p.name for p in local.iterdir())
+    assert len(names) == expected, names
+    assert sorted(p.name for p in remote.iterdir()) == names
+    for name in names:
+        if name.startswith("rej"):   # rejection maps carry no time stamp: all bytes
+            assert (local / name).read_bytes() == (remote / name).read_bytes(), name
+        else:
+            assert bytes_without(local / name, stamp) == bytes_without(remote / name, stamp), name
+
+
+def test_calibrate_on_dask_gives_the_local_files(cluster, frames, tmp_path):
+    root, db = frames
+    local = indical("calibrate", str(root / "lights"), "-o", str(tmp_path / "local"),
+                    "--library", str(db))
+    remote = indical("calibrate", str(root / "lights"), "-o", str(tmp_path / "dask"),
+                     "--library", str(db), "--scheduler", cluster.address)
+    _same_files(tmp_path / "local", tmp_path / "dask", "CALIBRAT", expected=12)
+    # the same lines, light by light in the same order, and the same summary
+    assert local.stdout.replace(str(tmp_path / "local"), "OUT") == \
+        remote.stdout.replace(str(tmp_path / "dask"), "OUT")
+    assert "12 calibrated, 0 without masters, 0 failed" in remote.stdout
+    # the client recorded the outcomes: the lights are now calibrated into the dask folder
+    again = indical("calibrate", str(root / "lights"), "-o", str(tmp_path / "dask"),
+                    "--library", str(db), "--scheduler", cluster.address)
+    assert "12 already calibrated" in again.stdout
+
+
+def test_master_on_dask_gives_the_local_files(cluster, frames, tmp_path):
+    root, _ = frames
+    for name, extra in (("local", []), ("dask", ["--scheduler", cluster.address,
+                                                 "--rows-per-task", "25"])):
+        out = tmp_path / name
+        out.mkdir()
+        # grouped: bias, darks and flats, each in bands of 25 rows on the cluster
+        indical("master", str(root / "raw"), "--group", "size,filter,exposure",
+                "--out-dir", str(out), *extra)
+        # one master with a rejection map and a pedestal subtracted
+        flats = sorted(str(p) for p in (root / "raw").glob("flat_*.fits"))
+        indical("master", *flats, "-o", str(out / "one_flat.fits"), "--precal",
+                "pedestal:400", "--rejection-map", str(out / "rej_one_flat.fits"), *extra)
+    _same_files(tmp_path / "local", tmp_path / "dask", "DATE", expected=5)
+
+
+def test_sweep_on_dask_gives_the_local_masters(cluster, frames, tmp_path):
+    root, _ = frames
+    masters = {}
+    for name, extra in (("local", []), ("dask", ["--scheduler", cluster.address])):
+        db = tmp_path / name / "library.sqlite"
+        indical("library", "--library", str(db), "ingest", str(root / "raw"), "--no-build")
+        run = indical("library", "--library", str(db), "sweep", "--min-frames", "5", *extra)
+        assert run.stdout.count("built ") == 3, run.stdout
+        # master file names carry the time they were built: compare them by group
+        masters[name] = {p.name.rsplit("_", 1)[0]: p for p in (db.parent / "masters").iterdir()}
+    assert sorted(masters["local"]) == sorted(masters["dask"]) and len(masters["local"]) == 3
+    for group, path in masters["local"].items():
+        assert bytes_without(path, "DATE") != b""
+        local_bytes = bytes_without(path, "DATE")
+        remote_bytes = bytes_without(masters["dask"][group], "DATE")
+        # the flat's PRECAL and HISTORY name the bias master, whose file name has its own time
+        if "flat" not in group:
+            assert local_bytes == remote_bytes, group
+        else:
+            assert len(local_bytes) == len(remote_bytes)
+            _same_flat_pixels(path, masters["dask"][group])
+
+
+def _same_flat_pixels(a: Path, b: Path) -> None:
+    from astropy.io import fits
+    with fits.open(a) as ha, fits.open(b) as hb:
+        assert ha[0].data.tobytes() == hb[0].data.tobytes()
+        skip = {"DATE", "PRECAL", "HISTORY", "CONTINUE"}
+        cards = [[tuple(c) for c in h[0].header.cards if c.keyword not in skip] for h in (ha, hb)]
+        assert cards[0] == cards[1] and len(cards[0]) > 20
+
+
+def test_worker_killed_mid_run_changes_nothing(cluster, tmp_path):
+    """SIGKILL to one worker's process while lights are being calibrated: Dask runs its tasks
+    on the other worker; every output is complete and the same as the local run's, and no
+    temporary file is left behind."""
+    root = tmp_path / "frames"
+    write_frames(root, lights=30, shape=(700, 1000), raw=3)
+    db = root / "lib" / "library.sqlite"
+    indical("library", "--library", str(db), "ingest", str(root / "raw"), "--min-frames", "3")
+    indical("calibrate", str(root / "lights"), "-o", str(tmp_path / "local"), "--library", str(db))
+    victim = cluster.worker_process(0)
+    out = tmp_path / "dask"
+    proc = subprocess.Popen([*INDICAL, "calibrate", str(root / "lights"), "-o", str(out),
+                             "--library", str(db), "--scheduler", cluster.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and len(list(out.glob("*_cal.fits"))) >= 3):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no outputs after 120 s"
+            time.sleep(0.02)
+        written_before = len(list(out.glob("*_cal.fits")))
+        os.kill(victim.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert written_before < 30   # it really was mid-run
+    assert "30 calibrated, 0 without masters, 0 failed" in stdout
+    assert not victim.is_running()
+    assert "Remove worker" in cluster.scheduler_log.read_text()
+    _same_files(tmp_path / "local", out, "CALIBRAT", expected=30)
+    assert temporaries(out) == []
+
+
+def test_unreachable_scheduler_is_named(frames, tmp_path):
+    """INDICAL_SCHEDULER pointing at a port where nothing listens: an error naming it, and
+    nothing calibrated."""
+    from indical.simulators.indi.server import free_port
+    root, db = frames
+    address = f"tcp://127.0.0.1:{free_port()}"
+    run = subprocess.run([*INDICAL, "calibrate", str(root / "lights"), "-o", str(tmp_path / "out"),
+                          "--library", str(db)], capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL, env={**os.environ, "INDICAL_SCHEDULER": address})
+    assert run.returncode != 0
+    assert address in run.stderr and "can't reach the Dask scheduler" in run.stderr, run.stderr
+    assert not list(tmp_path.glob("out/*"))
