@@ -137,12 +137,18 @@ class Cluster:
         ready: dict[int, object] = {}
         following = 0
         done = self._distributed.as_completed(futures, with_results=True, loop=self.client.loop)
-        for future, result in done:
-            ready[index.pop(future.key)] = result
-            while following in ready:
-                futures[following] = None
-                yield ready.pop(following)
-                following += 1
+        try:
+            for future, result in done:
+                ready[index.pop(future.key)] = result
+                while following in ready:
+                    futures[following] = None
+                    yield ready.pop(following)
+                    following += 1
+        except IndicalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Dask's own (KilledWorker, a lost scheduler)
+            raise ClusterError(f"{self.address}: the cluster failed ({type(exc).__name__}: "
+                               f"{exc}); what came back before is kept") from None
 
     # --- master ------------------------------------------------------------------------------
 
