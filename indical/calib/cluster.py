@@ -6,7 +6,7 @@ or per band of rows of a big stack (master, library sweep). Workers read and wri
 paths every machine sees and return small results; this client alone writes the calibration
 library, prints and counts, exactly as a local run does. The tasks themselves are in
 `cluster_tasks` (no Dask there). Dask is imported here only, and only when a scheduler is
-given: a local run never loads it (decision 022)."""
+given: a local run never loads it (decision 024)."""
 
 from __future__ import annotations
 
