@@ -10,7 +10,11 @@ With `[camera] bayer_pattern` it is a one-shot-colour camera, as real ones publi
 (CFA_OFFSET_X, CFA_OFFSET_Y, CFA_TYPE) for the whole sensor, and in each frame's header the
 pattern and offsets of that frame (a region starting on an odd pixel shifts them). The light's
 colour comes from the light box's FLAT_LIGHT_OUTPUT (FLAT_LIGHT_RED, _GREEN, _BLUE), else a
-near-white panel; with the cover open, the sky's blue."""
+near-white panel; with the cover open, the sky's blue ([sky] channel_flux).
+
+With a [site] in its settings the camera sees, lid open, the twilight sky of that site at the
+wall clock's time (the sky model's zenith brightness for the sun's altitude mid-exposure,
+without stars), so twilight flats run through INDI in real time."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from indical.simulators.indi import protocol as P
 from indical.simulators.indi.config import CameraConfig, camera_config
 from indical.simulators.models.optics import illumination_map
 from indical.simulators.models.panel import DEFAULT_PANEL_COLOUR
+from indical.simulators.models.sky import sky_flux, sun_altitude
 from indical.simulators.models.sensor import Sensor
 
 FRAME_TYPES = {"FRAME_LIGHT": FrameType.LIGHT, "FRAME_BIAS": FrameType.BIAS,
@@ -52,10 +57,11 @@ class Snooped:
     filter_slot: int | None = None
 
 
-def light_on_sensor(cfg: CameraConfig, seen: Snooped, frame_type: FrameType
-                    ) -> tuple[float, tuple[float, float, float]]:
+def light_on_sensor(cfg: CameraConfig, seen: Snooped, frame_type: FrameType,
+                    sun_alt_deg: float | None = None) -> tuple[float, tuple[float, float, float]]:
     """Mean light per unbinned pixel (e-/s) at the centre of the field, before vignetting, and
-    its colour (relative flux per channel r, g, b)."""
+    its colour (relative flux per channel r, g, b). With the lid open: the twilight sky at
+    `sun_alt_deg` when the settings have a [site], else open_flux_e_per_s."""
     colour = seen.announced_colour or DEFAULT_PANEL_COLOUR
     if frame_type in (FrameType.BIAS, FrameType.DARK, FrameType.DARKFLAT):
         return 0.0, colour
@@ -64,7 +70,9 @@ def light_on_sensor(cfg: CameraConfig, seen: Snooped, frame_type: FrameType
         throughput = cfg.throughput[seen.filter_slot - 1]
     if seen.cover_closed is False:
         # lid open: a flip-flat's light faces the sky, the telescope sees the dome or sky
-        return cfg.open_flux_e_per_s * throughput, cfg.open_channel_flux
+        if cfg.site is not None and sun_alt_deg is not None:
+            return sky_flux(cfg.sky, "V", sun_alt_deg) * throughput, cfg.sky.channel_flux
+        return cfg.open_flux_e_per_s * throughput, cfg.sky.channel_flux
     if not seen.light_on:
         return 0.0, colour
     if seen.announced_flux is not None:
@@ -285,7 +293,8 @@ class CcdDriver(P.DriverBase):
             t0 = time.monotonic()
             with self.lock:
                 frame_type = FRAME_TYPES[self.frame_type.on_switch() or "FRAME_LIGHT"]
-                flux, colour = light_on_sensor(self.cfg, self.seen, frame_type)
+                flux, colour = light_on_sensor(self.cfg, self.seen, frame_type,
+                                               self._sun_altitude(start, exposure_s))
                 bx = int(self.binning["HOR_BIN"].value)
                 by = int(self.binning["VER_BIN"].value)
                 roi = [int(self.roi[k].value) for k in ("X", "Y", "WIDTH", "HEIGHT")]
@@ -374,6 +383,15 @@ class CcdDriver(P.DriverBase):
                 if left > 0 and exposure_id == self._exposure_id:
                     self.exposure["CCD_EXPOSURE_VALUE"].value = round(left, 3)
                     self.update(self.exposure, state=P.BUSY)
+
+    def _sun_altitude(self, start: datetime, exposure_s: float) -> float | None:
+        """The sun's altitude at the settings' [site] in the middle of the exposure (wall
+        clock), None without a site."""
+        site = self.cfg.site
+        if site is None:
+            return None
+        mid = start + timedelta(seconds=exposure_s / 2)
+        return sun_altitude(site.latitude_deg, site.longitude_deg, site.elevation_m, mid)
 
     def _colour_keys(self, roi: list[int], binning: tuple[int, int]) -> dict[str, object]:
         """The frame's BAYERPAT, XBAYROFF and YBAYROFF: CCD_CFA's pattern seen from the region's

@@ -3,7 +3,8 @@
 indiserver starts drivers without arguments, so the file is named by the environment variable
 INDICAL_INDI_SIM_CONFIG (or `--config PATH` when a driver is run by hand). One file describes
 every simulator on a server: [camera] for indi_indical_ccd, [flipflat] for
-indi_indical_flipflat, [optics] for the light path. Every key is optional."""
+indi_indical_flipflat, [optics] for the light path, [site] and [sky] for the twilight sky the
+camera sees with the lid open. Every key is optional."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from indical.errors import RigError
+from indical.site import Site
 from indical.settings import Setting, non_negative, positive, read_settings
 from indical.simulators import schema as S
-from indical.simulators.models.cfa import check_channel_flux
 from indical.simulators.models.optics import OpticsParams
 from indical.simulators.models.panel import PanelParams
 from indical.simulators.models.sensor import SensorParams
-from indical.simulators.models.sky import DEFAULT_SKY_COLOUR
+from indical.simulators.models.sky import SkyParams
 
 ENV = "INDICAL_INDI_SIM_CONFIG"
 
@@ -40,9 +41,6 @@ CAMERA_SCHEMA = [s for s in S.ROLE_SCHEMAS["camera"] if s.key != "name"] + [
             check=positive),
     Setting("open_flux_e_per_s", float, 0.0, "light reaching the sensor with the cover open",
             check=non_negative),
-    Setting("open_channel_flux", list, list(DEFAULT_SKY_COLOUR), "colour of that light, "
-            "relative flux per channel [r, g, b] (colour sensors; the sky's blue by default)",
-            check=check_channel_flux),
     Setting("gain_property", str, "CCD_GAIN",
             "how gain and offset are offered: CCD_GAIN (with CCD_OFFSET) or CCD_CONTROLS",
             check=lambda v: None if v in ("CCD_GAIN", "CCD_CONTROLS")
@@ -138,7 +136,11 @@ class CameraConfig:
     hang: bool
     gain_property: str
     exposure_ok_delay_s: float = 0.0
-    open_channel_flux: tuple[float, float, float] = DEFAULT_SKY_COLOUR
+    #: The twilight sky, when the file has a [site]: with the lid open the camera sees the sky
+    #: of that site at the wall clock's time (else open_flux_e_per_s). [sky] sets its
+    #: brightness and colour (channel_flux, also the colour of open_flux_e_per_s).
+    site: Site | None = None
+    sky: SkyParams = SkyParams()
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,17 @@ def camera_config(path: str | Path | None = None) -> CameraConfig:
         readout_s=s["readout_s"], ambient_c=s["ambient_c"], cooler=s["cooler"],
         cooling_rate_c_per_min=s["cooling_rate_c_per_min"], max_binning=s["max_binning"],
         hang=s["hang"], gain_property=s["gain_property"],
-        exposure_ok_delay_s=s["exposure_ok_delay_s"],
-        open_channel_flux=tuple(float(v) for v in s["open_channel_flux"]))
+        exposure_ok_delay_s=s["exposure_ok_delay_s"], site=_site(doc, source),
+        sky=SkyParams(**S.read_table("sky", doc.get("sky", {}), source)))
+
+
+def _site(doc: dict[str, Any], source: str) -> Site | None:
+    """The [site] of the simulators' file: where the INDI camera's sky is."""
+    if "site" not in doc:
+        return None
+    from indical.rig import SITE_SCHEMA
+    s = read_settings(doc["site"], SITE_SCHEMA, source=source, section="site", ignore=())
+    return Site(s["latitude"], s["longitude"], s["elevation"], s["name"])
 
 
 def flipflat_config(path: str | Path | None = None, *, profile: str | None = None

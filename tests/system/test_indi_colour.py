@@ -1,7 +1,8 @@
 """A one-shot-colour camera through a real indiserver: indical's INDI camera simulator as a
 colour camera publishes CCD_CFA as real ones do, the INDI adapter reads it into each frame's
-metadata (a region starting on an odd pixel shifts the pattern's phase), and a panel-flats run
-with a strongly coloured flip-flat puts the brightest channel on the target."""
+metadata (a region starting on an odd pixel shifts the pattern's phase), a panel-flats run
+with a strongly coloured flip-flat puts the brightest channel on the target, and a twilight run
+under the real-time blue sky of a site where the sun is setting now does the same."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from indical.sinks import FitsFolderSink
 from indical.level import Target
 
 SEQUENCE = Path(__file__).resolve().parents[2] / "sequences" / "panel_flats.py"
+TWILIGHT = SEQUENCE.with_name("twilight_flats.py")
 CAMERA, FLIPFLAT = "indical Flat Camera", "indical Flip-Flat"
 BIAS = 500.0
 FULL = 65535
@@ -146,3 +148,70 @@ def test_colour_panel_flats_through_indi(spec, tmp_path):
     assert len(kept) == 3
     assert all(e["level"] == e["channels"]["R"] > e["channels"]["G"] > e["channels"]["B"]
                for e in kept)
+
+
+TWILIGHT_SIMS = SIMS.replace('bayer_offset_y = 1\n', '') + """
+[site]
+latitude = {lat}
+longitude = {lon}
+
+[sky]
+channel_flux = [0.45, 0.75, 1.0]
+"""
+
+
+def dusk_longitude(lat: float, sun_alt_deg: float) -> float:
+    """A longitude where, now, the sun is setting through `sun_alt_deg` (so a twilight run
+    starts at once, in real time)."""
+    from astropy import units as u
+    from astropy.coordinates import AltAz, EarthLocation, get_sun
+    from astropy.time import Time
+    now = Time.now()
+    lons = np.arange(-180.0, 180.0, 0.25)
+    where = EarthLocation(lat=np.full(lons.size, lat) * u.deg, lon=lons * u.deg)
+    alts = get_sun(now).transform_to(AltAz(obstime=now, location=where)).alt.deg
+    later = np.roll(alts, -1)              # 1 minute of time later = 0.25 deg further east
+    setting = later < alts
+    i = int(np.argmin(np.where(setting, np.abs(alts - sun_alt_deg), np.inf)))
+    return float(lons[i])
+
+
+def test_colour_twilight_flats_through_indi(tmp_path):
+    """The INDI camera sees the real-time twilight sky of a site where the sun is setting
+    through -6.5 deg now; the blue sky's brightest channel (B) goes on the target."""
+    lat = 30.0
+    lon = dusk_longitude(lat, -6.5)
+    server = start_server(tmp_path / "indi", [OUR_CCD, OUR_FLIPFLAT],
+                          TWILIGHT_SIMS.format(lat=lat, lon=lon))
+    try:
+        server.wait_for_devices([CAMERA, FLIPFLAT])
+        text = simulator_rig_toml(server.address, filter_wheel=False) + \
+            f"\n[site]\nlatitude = {lat}\nlongitude = {lon}\n"
+        out = tmp_path / "frames"
+        with open_rig(parse_rig(text, "colour INDI twilight rig")) as rig:
+            result = run_sequence(TWILIGHT, rig, FitsFolderSink(out, longitude_deg=lon),
+                                  log_path=tmp_path / "log.jsonl",
+                                  store=TrainedStore(tmp_path / "trained.sqlite"),
+                                  overrides={"FLATS_PER_FILTER": 3, "DARKS_COUNT": 1,
+                                             "TWILIGHT": "dusk", "MIN_EXPOSURE_S": 0.05,
+                                             "MAX_EXPOSURE_S": 10.0})
+    finally:
+        server.stop()
+    assert result.error is None, result.error
+    band = Target.fraction(0.4).band(FULL, BIAS)           # the sequence's TARGET
+    flats = [p for p in sorted(out.rglob("flat_*.fits")) if "rejected" not in p.parts]
+    assert len(flats) == 3
+    for path in flats:
+        with fits.open(path) as hdul:
+            h, data = hdul[0].header, hdul[0].data
+        assert (h["BAYERPAT"], h["XBAYROFF"], h["YBAYROFF"]) == ("GRBG", 0, 0)
+        assert h["FLATSRC"] == "SKY" and -10 <= h["SUNALT"] <= -2
+        levels = cell_levels(data)
+        by_colour = {"GRBG"[2 * y + x]: v for (x, y), v in levels.items()}
+        assert by_colour["B"] > by_colour["G"] > by_colour["R"] > 0.10 * FULL, by_colour
+        assert abs(by_colour["B"] / band.target_adu - 1) <= 2 * band.tolerance, by_colour
+        assert data.max() < FULL
+    sky = [e for e in read_log(tmp_path / "log.jsonl") if e["kind"] == "twilight"]
+    assert all(e["level"] == e["channels"]["B"] for e in sky)
+    print(f"INDI colour twilight at longitude {lon}: {len(sky)} sky exposures, "
+          f"{sum(e['accepted'] for e in sky)} kept, channels {sky[-1]['channels']}")

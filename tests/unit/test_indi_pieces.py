@@ -24,7 +24,7 @@ from indical.simulators.indi import protocol as P
 from indical.simulators.indi.ccd import Snooped, light_on_sensor
 from indical.simulators.indi.config import camera_config, flipflat_config
 from indical.simulators.models.panel import DEFAULT_PANEL_COLOUR
-from indical.simulators.models.sky import DEFAULT_SKY_COLOUR
+from indical.simulators.models.sky import DEFAULT_SKY_COLOUR, SkyParams, sky_flux
 
 
 # ----- protocol layer -----
@@ -160,6 +160,23 @@ def test_light_on_sensor(tmp_path, seen, frame_type, expected):
         assert colour == DEFAULT_SKY_COLOUR
     else:
         assert colour == (seen.announced_colour or DEFAULT_PANEL_COLOUR)
+
+
+def test_lid_open_shows_the_twilight_sky_of_the_settings_site(tmp_path):
+    (tmp_path / "s.toml").write_text("[site]\nlatitude = 30.0\nlongitude = -90.0\n"
+                                     "[sky]\nchannel_flux = [0.5, 0.8, 1.0]\n"
+                                     "[camera]\nthroughput = [0.5]\nopen_flux_e_per_s = 7.0\n")
+    cfg = camera_config(tmp_path / "s.toml")
+    seen = Snooped(cover_closed=False, filter_slot=1)
+    flux, colour = light_on_sensor(cfg, seen, FrameType.FLAT, -6.0)
+    assert flux == pytest.approx(0.5 * sky_flux(SkyParams(), "V", -6.0))
+    assert colour == (0.5, 0.8, 1.0)
+    darker, _ = light_on_sensor(cfg, seen, FrameType.FLAT, -9.0)
+    assert darker < flux / 10                      # about a magnitude per degree
+    assert light_on_sensor(cfg, seen, FrameType.DARK, -6.0)[0] == 0.0
+    (tmp_path / "s.toml").write_text("[site]\nlatitude = 95.0\nlongitude = 0.0\n")
+    with pytest.raises(RigError, match=r"\[site\] latitude"):
+        camera_config(tmp_path / "s.toml")
 
 
 def test_light_on_sensor_takes_the_announced_colour(tmp_path):
