@@ -7,25 +7,21 @@ own frame. The connection puts every setting back at the end."""
 
 from __future__ import annotations
 
-import io
 import logging
-import zlib
 import time
-import warnings
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from typing import TYPE_CHECKING
-
-import numpy as np
-
+from indical.drivers.indi.blob_channel import BlobChannel, DecodedBlob
 from indical.drivers.indi.connection import IndiConnection
 from indical.drivers.indi.device import IndiDevice
+from indical.drivers.indi.fits_blob import decode_fits
+from indical.drivers.indi.local_socket import find_local_socket
 from indical.errors import DeviceError, DeviceTimeout, NotSupported
 from indical.frame import BAYER_PATTERNS, Binning, Frame, FrameMeta, FrameType, Region
 from indical.interfaces import Camera, CameraInfo
 
-if TYPE_CHECKING:
-    from astropy.io import fits
+__all__ = ["IndiCamera", "decode_fits"]
 
 log = logging.getLogger(__name__)
 # How long to wait for the driver's last CCD_EXPOSURE update after a frame (see
@@ -42,43 +38,20 @@ FRAME_SWITCH = {
 }
 
 
-def decode_fits(data: bytes, device: str, blob_format: str = ".fits"
-                ) -> tuple[np.ndarray, fits.Header]:
-    """Pixels and header of the first image in a FITS file held in memory: plain, fpack
-    tile-compressed (.fits.fz, what INDI sends with compression on) or zlib-compressed (.z).
-
-    A truncated or damaged file raises DeviceError: a frame is returned whole or not at all."""
-    from astropy.io import fits   # only when a frame arrives: `rig check` needs none
-    fmt = (blob_format or ".fits").lower()
-    if not fmt.startswith(".fits"):
-        raise DeviceError(device, "reading the frame", f"the driver sent {fmt!r}, not FITS",
-                          "set the camera's transfer format to FITS")
-    try:
-        if fmt.endswith(".z"):
-            data = zlib.decompress(data)
-        with warnings.catch_warnings():
-            # astropy only warns about truncation and pads with zeros: make it an error
-            warnings.simplefilter("error")
-            with fits.open(io.BytesIO(data), memmap=False) as hdul:
-                hdu = next((h for h in hdul if h.data is not None and h.data.ndim >= 2), None)
-                if hdu is None:
-                    raise DeviceError(device, "reading the frame", "the FITS file holds no image")
-                return np.array(hdu.data), hdu.header.copy()
-    except DeviceError:
-        raise
-    except (OSError, ValueError, TypeError, zlib.error, Warning) as exc:
-        raise DeviceError(device, "reading the frame", f"the driver sent unreadable FITS ({exc})",
-                          "is a non-FITS format switched on?") from exc
-
-
 class IndiCamera(IndiDevice, Camera):
     """A camera driven through its INDI driver. Settings made here are applied again when the
     driver or the server restarts."""
 
     def __init__(self, conn: IndiConnection, device: str, *, timeout_s: float,
-                 readout_allowance_s: float, busy_timeout_s: float = 300.0) -> None:
+                 readout_allowance_s: float, busy_timeout_s: float = 300.0,
+                 frames: str = "auto", local_socket: str | None = None) -> None:
         super().__init__(conn, device, timeout_s=timeout_s, busy_timeout_s=busy_timeout_s)
         self.readout_allowance_s = readout_allowance_s
+        self.frames = frames
+        self.local_socket = local_socket
+        self._channel: BlobChannel | None = None
+        #: how frames travel, for `rig check`
+        self.frames_via = ""
         self._want: dict[str, object] = {}
         self._busy_after_frames = False  # the driver leaves CCD_EXPOSURE Busy: don't wait
         self._exposing = False           # an exposure of ours is in flight
@@ -94,12 +67,49 @@ class IndiCamera(IndiDevice, Camera):
                            and p.values.get("CCD_BITSPERPIXEL", 0) > 0, timeout_s=self.timeout_s,
                            device=self.name, action="reading the sensor size (CCD_INFO)",
                            hint="is this device a camera?")
-        self.conn.enable_blobs(self.name, "CCD1")
+        self._open_channel()
         # settings asked for before a reconnect or a driver restart are applied again; the
         # transfer settings are checked before each exposure (never on opening: `rig check`
         # and other inspections change nothing)
         for key, value in list(self._want.items()):
             getattr(self, f"_apply_{key}")(value)
+
+    def _open_channel(self) -> None:
+        """The connection frames come over (blob_channel.py): shared memory through the
+        server's local socket when it runs here (`frames` 'auto' or 'shared'), else TCP."""
+        if self._channel is not None:
+            self.conn.drop_channel(self._channel)
+            self._channel = None
+        conn = self.conn
+        why = "frames = 'tcp' in the rig"
+        if self._compressed():
+            # indiserver 1.9.9 hands a compressed frame over with the size of the frame
+            # uncompressed: the length of the data is lost (decision 021)
+            why = "the camera compresses frames"
+        elif self.frames in ("auto", "shared"):
+            path, why = self.local_socket, ""
+            if path is None:
+                found = find_local_socket(conn.host, conn.port)
+                path, why = found.path, found.why_not
+            if path is not None:
+                try:
+                    self._channel = BlobChannel(conn.cond, self.name, unix_path=path,
+                                                connect_timeout_s=conn.connect_timeout_s).open()
+                    self.frames_via = f"shared memory through the local socket @{path}"
+                except DeviceError as exc:
+                    why = str(exc)
+            if self._channel is None and self.frames == "shared":
+                raise DeviceError(self.name, "opening the frame connection", "frames = 'shared'"
+                                  f" but {why}", "set frames = 'auto' or 'tcp' in the rig")
+        if self._channel is None:
+            self._channel = BlobChannel(conn.cond, self.name, tcp=(conn.host, conn.port),
+                                        connect_timeout_s=conn.connect_timeout_s).open()
+            self.frames_via = f"base64 over TCP ({why})"
+        conn.add_channel(self._channel)
+
+    def _compressed(self) -> bool:
+        p = self._has("CCD_COMPRESSION")
+        return p is not None and p.values.get("INDI_ENABLED") is True
 
     def _frames_to_client(self) -> None:
         """Frames must reach this client as FITS. UPLOAD_LOCAL keeps them on the driver's side
@@ -147,7 +157,8 @@ class IndiCamera(IndiDevice, Camera):
         facts = {"kind": "INDI camera", "size": f"{i.width}x{i.height}",
                  "bit depth": i.bit_depth,
                  "exposure": f"{i.min_exposure_s:g}-{i.max_exposure_s:g} s",
-                 "cooler": i.has_cooler, "gain": i.has_gain, "max binning": i.max_binning}
+                 "cooler": i.has_cooler, "gain": i.has_gain, "max binning": i.max_binning,
+                 "frames": self.frames_via}
         return {**facts, **self._driver_facts()}
 
     # ----- settings -----
@@ -328,26 +339,37 @@ class IndiCamera(IndiDevice, Camera):
         region = self.region()
         self._apply_region(region)
         want_w, want_h = region.width // binning.x, region.height // binning.y
-        conn, key = self.conn, (self.name, "CCD1")
+        conn = self.conn
         with conn.cond:
             generation = conn.devices.get(self.name)
+        channel = self._channel
+        if channel is None or not channel.alive or channel.shared and self._compressed():
+            # the frame connection ended (a server restart), or compression was switched on
+            self._open_channel()
+            channel = self._channel
+        assert channel is not None
         self._wait_idle(action)   # settings take a moment: look again just before exposing
         start = datetime.now(timezone.utc)
         sent = time.perf_counter()
         self._exposing = True
         try:
+            with conn.cond:
+                mark, after = channel.exposure_updates, channel.latest_serial
             serial = conn.send_number(self.name, "CCD_EXPOSURE",
                                       {"CCD_EXPOSURE_VALUE": exposure_s})
-            after = serial
 
-            def arrived():
+            def arrived() -> DecodedBlob | None:
                 if conn.devices.get(self.name) != generation:
                     raise DeviceError(self.name, action, "the device left the server during "
                                       "the exposure (its driver stopped or restarted)",
                                       "the next exposure waits for it to come back")
-                blob = conn.blobs.get(key)
+                blob = channel.latest
                 if blob is not None and blob.serial > after:
                     return blob
+                if not channel.alive:
+                    raise DeviceError(self.name, action, f"lost the frame connection to "
+                                      f"indiserver {conn.address} ({channel.ended_because})",
+                                      "the next exposure connects again")
                 p = conn.props.get((self.name, "CCD_EXPOSURE"))
                 if p is not None and p.serial > serial and p.state == "Alert":
                     raise DeviceError(self.name, action, "the driver reported a failure",
@@ -368,9 +390,9 @@ class IndiCamera(IndiDevice, Camera):
                                        if ignored else "")
                     raise DeviceTimeout(self.name, action, timeout, hint) from None
                 # Every client with BLOBs on receives every client's frames. Frames reach us in
-                # the order the driver sent them: one that came before the driver answered our
-                # request belongs to an exposure before ours.
-                if blob.exposure_serial > serial:
+                # the order the driver sent them, after its CCD_EXPOSURE updates: one that came
+                # before the driver answered our request belongs to an exposure before ours.
+                if blob.exposure_serial > mark:
                     break
                 log.info("%s: ignored a frame from an exposure before ours (another client's)",
                          self.name)
@@ -378,7 +400,10 @@ class IndiCamera(IndiDevice, Camera):
                 after = blob.serial
         finally:
             self._exposing = False
-        data, header = decode_fits(blob.data, self.name, blob.format)
+        if blob.error is not None:
+            raise blob.error
+        data, header = blob.pixels, blob.header
+        assert data is not None
         self._exposure_quiet(action)
         if data.shape[-2:] != (want_h, want_w):
             raise DeviceError(self.name, action,
@@ -386,9 +411,9 @@ class IndiCamera(IndiDevice, Camera):
                               f"{want_w}x{want_h} was asked ({region.width}x{region.height} at "
                               f"{region.x},{region.y}, binned {binning})",
                               "the driver or another client changed the frame meanwhile")
-        decoded = time.perf_counter()
-        self.last_transfer = {"sent_s": sent, "blob_s": blob.received_s, "frame_s": decoded,
-                              "exposure_s": exposure_s, "bytes": float(len(blob.data))}
+        self.last_transfer = {"sent_s": sent, "blob_s": blob.received_s,
+                              "frame_s": blob.decoded_s, "exposure_s": exposure_s,
+                              "bytes": float(blob.nbytes)}
         meta = self._meta(frame_type, exposure_s, start)
         meta = meta.replace(binning=binning, extra={**meta.extra,
                                                     "XORGSUBF": region.x // binning.x,
@@ -396,7 +421,7 @@ class IndiCamera(IndiDevice, Camera):
                             **self._colour(region, binning, header))
         return Frame(data, meta)
 
-    def _colour(self, region: Region, binning: Binning, header: fits.Header
+    def _colour(self, region: Region, binning: Binning, header: Any
                 ) -> dict[str, object]:
         """The frame's Bayer pattern and offsets (FrameMeta fields), from CCD_CFA, which INDI
         colour cameras define for the whole sensor: a region starting on an odd column or row

@@ -95,6 +95,8 @@ class IndiConnection:
         self._socket: tuple[int, str] | None = None   # the library's socket: fd, inode link
         #: values of each shared property before this connection first changed it, in order
         self.originals: dict[tuple[str, str], Prop] = {}
+        #: the cameras' frame connections (blob_channel.py), closed with this one
+        self.channels: list[Any] = []
         self.client = CallbackClient(self)
         self.client.setServer(host, port)
         _open_connections.add(self)
@@ -214,6 +216,9 @@ class IndiConnection:
             return []
         problems = self.restore()
         self._closed = True
+        for channel in self.channels:
+            channel.close()
+        self.channels.clear()
         with self.cond:
             self.connected = False
             self.cond.notify_all()
@@ -457,9 +462,19 @@ class IndiConnection:
         return serial
 
     def enable_blobs(self, device: str, prop: str) -> None:
-        """Ask for a BLOB property's data (also sent again after every reconnect)."""
+        """Ask for a BLOB property's data (also sent again after every reconnect). Cameras
+        take theirs over a frame connection of their own instead (blob_channel.py)."""
         self._blob_props.add((device, prop))
         self._send_blob_mode(device, prop)
+
+    def add_channel(self, channel: Any) -> None:
+        """A frame connection to close with this connection."""
+        self.channels.append(channel)
+
+    def drop_channel(self, channel: Any) -> None:
+        channel.close()
+        if channel in self.channels:
+            self.channels.remove(channel)
 
     def _send_blob_mode(self, device: str, prop: str) -> None:
         with self._send_lock:

@@ -17,6 +17,10 @@ def _server(value: Any) -> str | None:
     return None
 
 
+def _frames(value: Any) -> str | None:
+    return None if value in ("auto", "shared", "tcp") else "must be 'auto', 'shared' or 'tcp'"
+
+
 def _named(value: Any) -> str | None:
     return None if value.strip() else "must name the INDI device, like 'CCD Simulator'"
 
@@ -36,6 +40,11 @@ SCHEMAS: dict[str, list[Setting]] = {
     "camera": COMMON + [
         Setting("readout_allowance_s", float, 30.0,
                 "time allowed beyond the exposure for readout and transfer", check=positive),
+        Setting("frames", str, "auto", "how frames travel: 'auto' (shared memory through the "
+                "server's local socket when it runs on this machine, else TCP), 'shared' or "
+                "'tcp'", check=_frames),
+        Setting("local_socket", str, "", "the server's local socket (indiserver -u PATH) when "
+                "'auto' can't find it (a server of another user)"),
     ],
     "panel": COMMON,
     "cover": COMMON,
@@ -101,7 +110,8 @@ def _adapter(role: str, conn: Any, s: dict[str, Any]):
         from indical.drivers.indi.camera import IndiCamera
         return IndiCamera(conn, s["device"], timeout_s=s["timeout_s"],
                           readout_allowance_s=s["readout_allowance_s"],
-                          busy_timeout_s=s["busy_timeout_s"])
+                          busy_timeout_s=s["busy_timeout_s"], frames=s["frames"],
+                          local_socket=s["local_socket"] or None)
     if role == "panel":
         from indical.drivers.indi.light_box import IndiLightPanel
         return IndiLightPanel(conn, s["device"], timeout_s=s["timeout_s"],

@@ -319,24 +319,14 @@ class CcdDriver(P.DriverBase):
                              sensor_temp_c=round(temp, 2), setpoint_temp_c=self.setpoint_c,
                              start=start, end=start + timedelta(seconds=exposure_s),
                              pixel_size_um=self.cfg.sensor.pixel_size_um, **colour_keys)
-            fits_bytes = encode_fits(data, meta)
             mode = self.upload.on_switch()
-            if mode in ("UPLOAD_LOCAL", "UPLOAD_BOTH"):
-                self._save_local(fits_bytes)
-            if mode != "UPLOAD_LOCAL":
-                element = self.ccd1["CCD1"]
-                if self.compression["INDI_ENABLED"].value is True:
-                    # as INDI cameras do: fpack-compressed FITS, announced with the size the
-                    # frame has uncompressed
-                    element.value, element.blob_format = encode_fits(data, meta, True), ".fits.fz"
-                    element.blob_size = len(fits_bytes)
-                else:
-                    element.value, element.blob_format, element.blob_size = fits_bytes, ".fits", 0
-                with self.lock:
-                    if exposure_id != self._exposure_id:
-                        return   # superseded while reading out: no frame
-                    self.update(self.ccd1, state=P.OK)
-                element.value = b""
+            if mode in ("UPLOAD_CLIENT", "UPLOAD_BOTH") and self.out.can_attach and \
+                    self.compression["INDI_ENABLED"].value is not True:
+                # the server takes the frame as shared memory: no base64, no second copy
+                if not self._send_shared(data, meta, exposure_id, mode == "UPLOAD_BOTH"):
+                    return
+            elif not self._send_inline(data, meta, mode, exposure_id):
+                return
             if self.cfg.exposure_ok_delay_s:
                 time.sleep(self.cfg.exposure_ok_delay_s)
             with self.lock:
@@ -349,6 +339,60 @@ class CcdDriver(P.DriverBase):
             with self.lock:
                 if exposure_id == self._exposure_id:
                     self.exposing.clear()
+
+    def _send_shared(self, data: np.ndarray, meta: FrameMeta, exposure_id: int,
+                     keep_copy: bool) -> bool:
+        """Write the FITS file into a memory file and pass it to indiserver (see
+        protocol.DriverBase.update_attached); `keep_copy`: save it on the driver's side too.
+        False when a newer exposure replaced this one."""
+        fd = os.memfd_create("indical-frame", os.MFD_CLOEXEC)
+        try:
+            with os.fdopen(os.dup(fd), "wb") as fh:
+                if keep_copy:
+                    fits_bytes = encode_fits(data, meta)
+                    self._save_local(fits_bytes)
+                    fh.write(fits_bytes)
+                else:
+                    write_fits(fh, data, meta)
+            size = os.fstat(fd).st_size
+            if self.cfg.truncate_frames:
+                size //= 2
+                os.ftruncate(fd, size)
+            with self.lock:
+                if exposure_id != self._exposure_id:
+                    return False  # superseded while reading out: no frame
+                self.update_attached(self.ccd1, "CCD1", fd, size, ".fits", state=P.OK)
+            return True
+        finally:
+            os.close(fd)
+
+    def _send_inline(self, data: np.ndarray, meta: FrameMeta, mode: str | None,
+                     exposure_id: int) -> bool:
+        """The frame as base64 in the message (a server that takes no shared memory, upload
+        modes that keep a copy, compression). False when a newer exposure replaced this one."""
+        fits_bytes = encode_fits(data, meta)
+        if mode in ("UPLOAD_LOCAL", "UPLOAD_BOTH"):
+            self._save_local(fits_bytes)
+        if mode == "UPLOAD_LOCAL":
+            return True
+        if self.cfg.truncate_frames:
+            fits_bytes = fits_bytes[:len(fits_bytes) // 2]
+        element = self.ccd1["CCD1"]
+        if self.compression["INDI_ENABLED"].value is True:
+            # as INDI cameras do: fpack-compressed FITS, announced with the size the frame
+            # has uncompressed
+            element.value, element.blob_format = encode_fits(data, meta, True), ".fits.fz"
+            element.blob_size = len(fits_bytes)
+        else:
+            element.value, element.blob_format, element.blob_size = fits_bytes, ".fits", 0
+        try:
+            with self.lock:
+                if exposure_id != self._exposure_id:
+                    return False  # superseded while reading out: no frame
+                self.update(self.ccd1, state=P.OK)
+        finally:
+            element.value = b""
+        return True
 
     def _aborted(self, exposure_id: int) -> None:
         """Say an exposure was aborted, unless a newer one replaced it (then say nothing)."""
@@ -449,15 +493,19 @@ class CcdDriver(P.DriverBase):
 def encode_fits(data: np.ndarray, meta: FrameMeta, compressed: bool = False) -> bytes:
     """A frame as the bytes of a FITS file, as an INDI camera sends it; `compressed`: tile-
     compressed (Rice, lossless for integers), as fpack writes it."""
-    header = meta_to_header(meta)
     buf = io.BytesIO()
     if compressed:
         fits.HDUList([fits.PrimaryHDU(),
-                      fits.CompImageHDU(data=data, header=header, compression_type="RICE_1")]
-                     ).writeto(buf)
+                      fits.CompImageHDU(data=data, header=meta_to_header(meta),
+                                        compression_type="RICE_1")]).writeto(buf)
     else:
-        fits.PrimaryHDU(data=data, header=header).writeto(buf)
+        write_fits(buf, data, meta)
     return buf.getvalue()
+
+
+def write_fits(fh: io.RawIOBase | io.BufferedIOBase, data: np.ndarray, meta: FrameMeta) -> None:
+    """A frame as a plain FITS file written to `fh`, as an INDI camera writes it."""
+    fits.PrimaryHDU(data=data, header=meta_to_header(meta)).writeto(fh)
 
 
 def main(argv: list[str] | None = None) -> None:

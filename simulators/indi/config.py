@@ -47,6 +47,8 @@ CAMERA_SCHEMA = [s for s in S.ROLE_SCHEMAS["camera"] if s.key != "name"] + [
             else f"must be CCD_GAIN or CCD_CONTROLS, got {v!r}"),
     Setting("exposure_ok_delay_s", float, 0.0, "how long after sending a frame the driver "
             "reports CCD_EXPOSURE done (real drivers differ)", check=non_negative),
+    Setting("truncate_frames", bool, False, "fault injection: every frame sent is cut to half "
+            "its FITS file (a driver or link that loses the end)"),
 ]
 
 # Bits of DRIVER_INFO.DRIVER_INTERFACE
@@ -141,6 +143,7 @@ class CameraConfig:
     #: brightness and colour (channel_flux, also the colour of open_flux_e_per_s).
     site: Site | None = None
     sky: SkyParams = SkyParams()
+    truncate_frames: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,8 @@ def camera_config(path: str | Path | None = None) -> CameraConfig:
         cooling_rate_c_per_min=s["cooling_rate_c_per_min"], max_binning=s["max_binning"],
         hang=s["hang"], gain_property=s["gain_property"],
         exposure_ok_delay_s=s["exposure_ok_delay_s"], site=_site(doc, source),
-        sky=SkyParams(**S.read_table("sky", doc.get("sky", {}), source)))
+        sky=SkyParams(**S.read_table("sky", doc.get("sky", {}), source)),
+        truncate_frames=s["truncate_frames"])
 
 
 def _site(doc: dict[str, Any], source: str) -> Site | None:

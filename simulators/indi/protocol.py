@@ -7,9 +7,11 @@ when stdin closes, that is when indiserver goes away."""
 
 from __future__ import annotations
 
+import array
 import base64
 import os
 import select
+import socket
 import sys
 import threading
 import xml.etree.ElementTree as ET
@@ -18,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator
 from xml.sax.saxutils import escape, quoteattr
 
-from indical.simulators.indi.framing import ElementFramer
+from indical.xml_stream import ElementFramer
 
 PROTOCOL_VERSION = "1.7"
 
@@ -159,13 +161,52 @@ def blob(name: str, label: str, group: str, elements: list[tuple[str, str]]) -> 
                   perm="ro")
 
 
+def _unix_socket(fd: int) -> socket.socket | None:
+    """A socket object for `fd` when it is a Unix stream socket (indiserver 1.9.5 and later
+    run local drivers over one), else None (a pipe: older servers)."""
+    copy = os.dup(fd)
+    try:
+        probe = socket.socket(fileno=copy)
+    except OSError:
+        os.close(copy)
+        return None
+    if probe.family == socket.AF_UNIX and probe.type == socket.SOCK_STREAM:
+        return probe
+    probe.close()
+    return None
+
+
 class Output:
-    """Whole-message writes to a file descriptor, under a lock, in blocking mode."""
+    """Whole-message writes to a file descriptor, under a lock, in blocking mode. Where the
+    descriptor is indiserver's Unix socket, a message can carry file descriptors (shared
+    frames, see `write_attached`)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.lock = threading.Lock()
         self.closed = False
+        self._unix = _unix_socket(fd)
+
+    @property
+    def can_attach(self) -> bool:
+        return self._unix is not None
+
+    def write_attached(self, data: bytes, fds: list[int]) -> None:
+        """Write one message with `fds` passed along (SCM_RIGHTS), as indiserver expects the
+        buffers of BLOBs marked attached="true": with the message's first bytes."""
+        assert self._unix is not None
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                os.set_blocking(self.fd, True)
+                sent = self._unix.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                     array.array("i", fds))])
+                rest = memoryview(data)[sent:]
+                while rest:
+                    rest = rest[os.write(self.fd, rest):]
+            except (BrokenPipeError, ConnectionResetError, OSError):
+                self.closed = True
 
     def write(self, text: str | bytes) -> None:
         data = memoryview(text.encode("utf-8") if isinstance(text, str) else text)
@@ -198,7 +239,7 @@ class Incoming:
 
 def parse_stream(chunks: Callable[[], bytes]) -> Iterator[Incoming]:
     """Messages from a stream of XML elements that has no root element, each as soon as its
-    last byte has arrived (see framing.py for why a pull parser alone is not enough)."""
+    last byte has arrived (see indical/xml_stream.py for why a pull parser alone is not enough)."""
     framer = ElementFramer()
     while True:
         data = chunks()
@@ -252,6 +293,21 @@ class DriverBase:
             vector.state = state
         if vector.defined:
             self.out.write(vector.set_bytes(message, only))
+
+    def update_attached(self, vector: Vector, element: str, fd: int, size: int,
+                        blob_format: str, *, state: str | None = None) -> None:
+        """Send a BLOB as shared memory: `fd` (a memfd holding `size` bytes) goes with the
+        message and indiserver hands it on (to a Unix-socket client) or base64-encodes it
+        (to a TCP client). Only where `self.out.can_attach`."""
+        if state is not None:
+            vector.state = state
+        if not vector.defined:
+            return
+        head = _attrs(device=self.device, name=vector.name, state=vector.state,
+                      timeout=f"{vector.timeout:g}", timestamp=_timestamp())
+        blob_attrs = _attrs(name=element, size=size, format=blob_format, attached="true")
+        self.out.write_attached(f"<setBLOBVector{head}><oneBLOB{blob_attrs}/>"
+                                "</setBLOBVector>\n".encode("utf-8"), [fd])
 
     def message(self, text_: str) -> None:
         self.out.write(f"<message{_attrs(device=self.device, timestamp=_timestamp(), message=text_)}/>\n")

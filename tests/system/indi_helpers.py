@@ -41,13 +41,18 @@ def start_server(tmp: Path, drivers: list[str], sims: str | None = None, *,
     return IndiServer(drivers, workdir=tmp, port=port, env=env).start()
 
 
+#: rig keys only the camera has
+CAMERA_ONLY = frozenset({"frames", "local_socket", "readout_allowance_s"})
+
+
 def rig_for(address: str, roles: dict[str, str], **extra: object) -> str:
-    """Rig text with one `indi` table per role, naming the device."""
+    """Rig text with one `indi` table per role, naming the device; `extra` keys go to every
+    role that has them."""
     lines = []
     for role, device in roles.items():
         lines += [f"[{role}]", 'driver = "indi"', f'server = "{address}"', f'device = "{device}"']
         lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"'
-                  for k, v in extra.items()]
+                  for k, v in extra.items() if role == "camera" or k not in CAMERA_ONLY]
         lines.append("")
     return "\n".join(lines)
 

@@ -15,6 +15,9 @@ from indical.frame import FrameType
 from indical.simulators.indi.server import OUR_CCD, IndiServer, free_port
 
 CAMERA = "indical Flat Camera"
+#: every fault is tried on both ways frames travel (blob_channel.py): shared memory through the
+#: server's local socket, and base64 over TCP
+BOTH_PATHS = pytest.mark.parametrize("frames", ["shared", "tcp"])
 
 
 def _expose_in_background(camera, exposure_s: float) -> tuple[threading.Thread, dict]:
@@ -53,11 +56,13 @@ def _gone(pid: int, within_s: float) -> bool:
     return False
 
 
-def test_server_killed_during_exposure_gives_clear_error_then_reconnects(tmp_path):
+@BOTH_PATHS
+def test_server_killed_during_exposure_gives_clear_error_then_reconnects(tmp_path, frames):
     server = start_server(tmp_path / "first", [OUR_CCD], SMALL_SIMS)
     driver = _pid_of(server, OUR_CCD)
     try:
-        rig = open_indi_rig(server.address, {"camera": CAMERA}, connect_timeout_s=10.0)
+        rig = open_indi_rig(server.address, {"camera": CAMERA}, connect_timeout_s=10.0,
+                            frames=frames)
         camera = rig.camera
         thread, outcome = _expose_in_background(camera, 5.0)
         time.sleep(1.0)
@@ -84,10 +89,12 @@ def test_server_killed_during_exposure_gives_clear_error_then_reconnects(tmp_pat
         server.stop()
 
 
-def test_driver_killed_during_exposure_then_restarted_by_indiserver(tmp_path):
+@BOTH_PATHS
+def test_driver_killed_during_exposure_then_restarted_by_indiserver(tmp_path, frames):
     server = start_server(tmp_path, [OUR_CCD], SMALL_SIMS)
     try:
-        with open_indi_rig(server.address, {"camera": CAMERA}, timeout_s=15.0) as rig:
+        with open_indi_rig(server.address, {"camera": CAMERA}, timeout_s=15.0,
+                           frames=frames) as rig:
             camera = rig.camera
             camera.expose(0.1, FrameType.FLAT)
             thread, outcome = _expose_in_background(camera, 5.0)
@@ -155,5 +162,35 @@ def test_frames_come_back_after_the_driver_is_done_with_the_exposure(tmp_path):
                 frame = camera.expose(exposure_s, FrameType.FLAT)
                 assert frame.meta.exposure_s == exposure_s
                 assert camera.conn.props[(CAMERA, "CCD_EXPOSURE")].state == "Ok"
+    finally:
+        server.stop()
+
+
+@BOTH_PATHS
+def test_a_truncated_frame_is_an_error_never_a_partial_frame(tmp_path, frames):
+    server = start_server(tmp_path, [OUR_CCD], SMALL_SIMS.replace(
+        "[camera]\n", "[camera]\ntruncate_frames = true\n"))
+    try:
+        with open_indi_rig(server.address, {"camera": CAMERA}, frames=frames) as rig:
+            camera = rig.camera
+            assert camera.describe()["frames"].split()[0] == \
+                {"shared": "shared", "tcp": "base64"}[frames]
+            for _ in range(2):   # and the next exposure meets the same, not a stale frame
+                with pytest.raises(DeviceError, match=f"{CAMERA}: .*truncated"):
+                    camera.expose(0.05, FrameType.FLAT)
+    finally:
+        server.stop()
+
+
+def test_frames_fall_back_to_tcp_when_the_local_socket_is_not_there(tmp_path):
+    server = start_server(tmp_path, [OUR_CCD], SMALL_SIMS)
+    try:
+        with open_indi_rig(server.address, {"camera": CAMERA},
+                           local_socket=str(tmp_path / "no-such-socket")) as rig:
+            assert rig.camera.describe()["frames"].startswith("base64 over TCP")
+            assert rig.camera.expose(0.05, FrameType.FLAT).data.shape == (240, 320)
+        with pytest.raises(DeviceError, match="frames = 'shared'"):
+            open_indi_rig(server.address, {"camera": CAMERA}, frames="shared",
+                          local_socket=str(tmp_path / "no-such-socket"))
     finally:
         server.stop()

@@ -100,16 +100,21 @@ def test_camera_snoops_the_stock_light_panel(tmp_path):
         server.stop()
 
 
-def test_8_megapixel_frames_arrive_intact(tmp_path):
+@pytest.mark.parametrize("frames", ["shared", "tcp"])
+def test_8_megapixel_frames_arrive_intact(tmp_path, frames):
     """The driver keeps its own copy (UPLOAD_BOTH); the frame that crossed indiserver must hold
-    exactly the same pixels."""
+    exactly the same pixels, as shared memory through the server's local socket (the driver
+    passes its frames so) and as base64 over TCP (the server encodes them)."""
     sims = "[camera]\nwidth = 3264\nheight = 2448\nreadout_s = 0.0\n[flipflat]\nclosed = true\n"
     server = start_server(tmp_path / "srv", [OUR_CCD, OUR_FLIPFLAT], sims)
     local = tmp_path / "driver-side"
     try:
         with open_indi_rig(server.address, {"camera": "indical Flat Camera",
-                                            "panel": "indical Flip-Flat"}) as rig:
+                                            "panel": "indical Flip-Flat"},
+                           frames=frames) as rig:
             camera, conn = rig.camera, rig.camera.conn
+            assert camera.describe()["frames"].startswith(
+                {"shared": "shared memory", "tcp": "base64 over TCP"}[frames])
             conn.send_text(camera.name, "UPLOAD_SETTINGS", {"UPLOAD_DIR": str(local),
                                                             "UPLOAD_PREFIX": "frame_XXX"})
             conn.send_switch(camera.name, "UPLOAD_MODE", "UPLOAD_BOTH")

@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from indical.simulators.indi import protocol as P
-from indical.simulators.indi.framing import ElementFramer
+from indical.xml_stream import ElementFramer
 
 STREAM = (b'<?xml version="1.0"?>\n<getProperties version="1.7"/>\n'
           b'<newNumberVector device="Cam" name="CCD_EXPOSURE">'

@@ -236,3 +236,29 @@ def test_truncated_fits_is_an_error_never_a_partial_frame():
     for cut in (len(buf.getvalue()) // 2, 100):
         with pytest.raises(DeviceError, match="Cam: reading the frame"):
             decode_fits(buf.getvalue()[:cut], "Cam")
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.int32, np.uint32,
+                                   np.float32, np.float64])
+def test_plain_fits_decodes_straight_to_the_same_pixels_astropy_reads(dtype):
+    from indical.drivers.indi.fits_blob import decode_plain
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    pixels = (rng.integers(info.min, info.max, (37, 53), dtype=dtype, endpoint=True)
+              if info else rng.normal(size=(37, 53)).astype(dtype))
+    buf = io.BytesIO()
+    fits.PrimaryHDU(pixels).writeto(buf)
+    decoded = decode_plain(memoryview(buf.getvalue()), "Cam")
+    assert decoded is not None
+    data, header = decoded
+    assert data.dtype == np.dtype(dtype).newbyteorder("=") and data.dtype.isnative
+    assert np.array_equal(data, pixels) and header["NAXIS1"] == 53
+
+
+def test_fits_the_fast_path_does_not_know_goes_through_astropy():
+    from indical.drivers.indi.fits_blob import decode_plain
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.zeros((2, 3, 4), np.uint16)).writeto(buf)   # three axes
+    assert decode_plain(buf.getvalue(), "Cam") is None
+    data, _ = decode_fits(buf.getvalue(), "Cam")
+    assert data.shape == (2, 3, 4)

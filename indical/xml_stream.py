@@ -4,7 +4,8 @@ An INDI stream is a sequence of elements with no root. Parsing it with a pull pa
 waiting for each element's end event is not enough: Debian 12's expat defers re-parsing an
 incomplete token until more data arrives (a security fix backported to 2.5.0), so the last
 message of a burst can sit unparsed until the next one comes. This framer finds element
-boundaries itself, aware of quoted attribute values, and hands each complete element on."""
+boundaries itself, aware of quoted attribute values, and hands each complete element on.
+Used by indical's simulated INDI drivers and by the INDI camera's frame connection."""
 
 from __future__ import annotations
 
