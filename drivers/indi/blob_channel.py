@@ -42,7 +42,7 @@ from indical.xml_stream import ElementFramer
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 18
+_CHUNK = 1 << 20
 _MAX_FDS = 16          # indiserver attaches at most 16 buffers to a message
 
 
@@ -67,6 +67,68 @@ def _attrs(tag: bytes) -> dict[str, str]:
     """Attributes of one start tag (small: a oneBLOB's), parsed as XML."""
     text = tag[:-2] + b"/>" if tag.endswith(b"/>") else tag[:-1] + b"/>"
     return dict(ET.fromstring(text).attrib)
+
+
+class _FrameText:
+    """The base64 text of one frame, decoded piece by piece while the rest is still on its
+    way: when the last piece arrives only it is left to decode. Line breaks (some drivers put
+    one every 72 characters) are taken out first; a text that can't be decoded is kept as an
+    error for when the frame is complete."""
+
+    _SPACE = (b"\n", b"\r", b" ", b"\t")
+
+    def __init__(self, size: int) -> None:
+        self.decoded = bytearray(size)   # the file, written in place as the text arrives
+        self.length = 0
+        self._left = b""                 # fewer than 4 characters waiting for the next piece
+        self.error = ""
+
+    def feed(self, buf: bytes | bytearray, start: int = 0, end: int | None = None) -> None:
+        """Decode the text in buf[start:end] (read in place, not copied, unless it holds
+        line breaks to take out)."""
+        end = len(buf) if end is None else end
+        if self.error or end <= start:
+            return
+        piece: bytes | memoryview
+        if any(buf.find(c, start, end) >= 0 for c in self._SPACE):
+            piece = bytes(buf[start:end]).translate(None, b" \t\r\n")
+        else:
+            piece = memoryview(buf)[start:end]
+        if self._left:
+            need = 4 - len(self._left)
+            if len(piece) < need:
+                self._left += bytes(piece)
+                return
+            group, self._left = self._left + bytes(piece[:need]), b""
+            self._decode(group)
+            piece = piece[need:]
+        whole = len(piece) - len(piece) % 4
+        self._left = bytes(piece[whole:])
+        if whole:
+            self._decode(piece[:whole])
+
+    def _decode(self, text: bytes | memoryview) -> None:
+        if self.error:
+            return
+        try:
+            out = pybase64.b64decode(text, validate=True)
+        except ValueError as exc:
+            self.error = f"the frame's base64 text is damaged ({exc})"
+            return
+        end = self.length + len(out)
+        if end > len(self.decoded):
+            self.decoded.extend(bytes(end - len(self.decoded)))
+        self.decoded[self.length:end] = out
+        self.length = end
+
+    def finish(self) -> memoryview:
+        """The decoded file; ValueError when the text was damaged or cut inside a group."""
+        if self._left and not self.error:
+            self.error = f"the frame's base64 text ends inside a group ({len(self._left)} " \
+                         "characters left over)"
+        if self.error:
+            raise ValueError(self.error)
+        return memoryview(self.decoded)[:self.length]
 
 
 class BlobChannel:
@@ -97,9 +159,7 @@ class BlobChannel:
         self._held = b""                                   # a start tag not yet complete
         self._fds: collections.deque[int] = collections.deque()
         self._payloads: collections.deque[tuple[str, Any]] = collections.deque()
-        self._content: bytearray | None = None             # base64 text of the BLOB arriving
-        self._fill = 0
-        self._blob_attrs: dict[str, str] = {}
+        self._text: _FrameText | None = None                # the BLOB text arriving
 
     @property
     def latest_serial(self) -> int:
@@ -155,8 +215,8 @@ class BlobChannel:
         why = "the server closed the connection"
         try:
             while True:
-                if self._content is not None:
-                    if not self._receive_content():
+                if self._text is not None:
+                    if not self._receive_text(view):
                         break
                     continue
                 n = self._receive(view)
@@ -186,22 +246,22 @@ class BlobChannel:
                 self._fds.extend(fds)
         return n
 
-    def _receive_content(self) -> bool:
-        """Receive base64 text straight into the BLOB's buffer until its end tag starts."""
-        content = self._content
-        assert content is not None and self._sock is not None
-        if self._fill == len(content):
-            content.extend(bytes(len(content) // 4 + _CHUNK))
-        n = self._sock.recv_into(memoryview(content)[self._fill:])
+    def _receive_text(self, view: memoryview) -> bool:
+        """Receive and decode a BLOB's text until its end tag starts."""
+        assert self._text is not None and self._sock is not None
+        n = self._sock.recv_into(view)
         if n == 0:
             return False
-        end = content.find(b"<", self._fill, self._fill + n)
+        chunk = view.obj
+        assert isinstance(chunk, bytearray)
+        end = chunk.find(b"<", 0, n)
         if end < 0:
-            self._fill += n
+            self._text.feed(chunk, 0, n)
             return True
-        tail = bytes(content[end:self._fill + n])
-        self._inline_done(end)
-        self._stream(tail)
+        self._text.feed(chunk, 0, end)
+        self._payloads.append(("text", self._text))
+        self._text = None
+        self._stream(bytes(view[end:n]))
         return True
 
     def _stream(self, data: bytes) -> None:
@@ -233,23 +293,15 @@ class BlobChannel:
             if tag.endswith(b"/>"):
                 self._payloads.append(("text", b""))
                 continue
-            size = int(attrs.get("enclen") or 0) or (int(attrs.get("size") or 0) * 4 // 3 + 4)
+            text = _FrameText(int(attrs.get("size") or 0))
             end = data.find(b"<")
+            text.feed(data, 0, len(data) if end < 0 else end)
             if end >= 0:                       # the whole text came in this piece
-                self._payloads.append(("text", data[:end]))
+                self._payloads.append(("text", text))
                 data = data[end:]
                 continue
-            # a big frame: its text goes straight into a buffer of its own (with room for the
-            # line breaks some drivers put every 72 characters)
-            self._content = bytearray(max(len(data), size + size // 64 + 4096))
-            self._content[:len(data)] = data
-            self._fill = len(data)
-            self._blob_attrs = attrs
+            self._text = text                  # the rest comes in the next pieces
             return
-
-    def _inline_done(self, length: int) -> None:
-        content, self._content = self._content, None
-        self._payloads.append(("text", memoryview(content)[:length]))  # type: ignore[index]
 
     def _feed(self, data: bytes) -> None:
         if not data:
@@ -309,7 +361,7 @@ class BlobChannel:
                     raise DeviceError(self.device, "reading the frame", "the server sent a "
                                       "shared frame without its memory")
                 return self._decode_shared(payload, size, fmt)
-            data = pybase64.b64decode(payload)
+            data = payload.finish() if isinstance(payload, _FrameText) else memoryview(b"")
             del payload
             if fmt == ".fits" and len(data) < size:
                 raise DeviceError(self.device, "reading the frame", f"the frame is truncated: "
@@ -341,7 +393,7 @@ class BlobChannel:
             os.close(fd)
 
     def _end(self, why: str) -> None:
-        self._content = None
+        self._text = None
         while self._fds:
             os.close(self._fds.popleft())
         self._drop_payloads()
