@@ -8,8 +8,9 @@ shared memory through the server's local socket, and base64 over TCP. Measured f
 the exposure as the client sees it (command sent + exposure time), medians of several runs:
   - frame in Python: the pixels decoded into the Frame `Camera.expose` returns.
 Baselines in the same run:
-  - bare TCP client: a socket that starts the exposure and only waits for the end of the BLOB
-    message (driver and indiserver's share; no parsing, no decoding);
+  - bare clients, over TCP and over the server's local socket: a socket that starts the
+    exposure and only waits for the end of the BLOB message (driver and indiserver's share; no
+    parsing, no decoding);
   - in-memory copy: one copy of the same FITS bytes, and that copy plus the FITS decode.
 And, per size, the time between two flats' exposures in a real panel-flats run (indical's
 simulators, the path `auto` picks, frames written behind the sequence): from the end of one
@@ -23,8 +24,10 @@ import argparse
 import gc
 import io
 import json
+import os
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from datetime import datetime
@@ -107,12 +110,27 @@ def through_indical(server: IndiServer, device: str, frames: str, exposure_s: fl
     return {"arrived": median_ms(arrived), "frame": median_ms(decoded)}, buf.getvalue(), via
 
 
-def bare_tcp_ms(port: int, device: str, exposure_s: float, runs: int) -> float:
+def bare_ms(server: IndiServer, device: str, exposure_s: float, runs: int, *,
+            unix: bool) -> float:
     """Baseline: a bare socket client that starts the exposure and only waits for the end of
-    the BLOB message (no XML parsing, no base64 decoding): the driver and indiserver's share."""
+    the BLOB message (no XML parsing, no base64 decoding, the shared buffer's descriptor closed
+    unread): the driver and indiserver's share, over TCP or the server's local socket."""
     times = []
-    with socket.create_connection(("127.0.0.1", port)) as s:
+    if unix:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect("\0" + server.socket_path)
+    else:
+        s = socket.create_connection(("127.0.0.1", server.port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def receive() -> bytes:
+        data, ancillary, _, _ = s.recvmsg(1 << 20, socket.CMSG_SPACE(64))
+        for _level, _kind, fds in ancillary:
+            for i in range(0, len(fds) - len(fds) % 4, 4):
+                os.close(int.from_bytes(fds[i:i + 4], sys.byteorder))
+        return data
+
+    with s:
         s.sendall(f'<getProperties version="1.7"/><enableBLOB device="{device}" name="CCD1">'
                   'Also</enableBLOB>'.encode())
         # the same frames indical took (its rig put the frame type back when it closed)
@@ -121,7 +139,7 @@ def bare_tcp_ms(port: int, device: str, exposure_s: float, runs: int) -> float:
         time.sleep(0.5)
         s.setblocking(False)
         try:
-            while s.recv(1 << 20):
+            while receive():
                 pass
         except BlockingIOError:
             pass
@@ -133,7 +151,7 @@ def bare_tcp_ms(port: int, device: str, exposure_s: float, runs: int) -> float:
             end = time.perf_counter() + exposure_s
             tail = b""
             while b"</setBLOBVector>" not in tail:
-                tail = tail[-32:] + s.recv(1 << 20)
+                tail = tail[-32:] + receive()
             times.append(time.perf_counter() - end)
             time.sleep(0.3)   # the driver's last CCD_EXPOSURE update
     return median_ms(times)
@@ -212,7 +230,8 @@ def main() -> None:
                                                                      exposure_s, args.runs)
                     tcp, _, via_tcp = through_indical(server, device, "tcp", exposure_s,
                                                       args.runs)
-                    bare = bare_tcp_ms(server.port, device, exposure_s, args.runs)
+                    bare = bare_ms(server, device, exposure_s, args.runs, unix=False)
+                    bare_unix = bare_ms(server, device, exposure_s, args.runs, unix=True)
                 finally:
                     server.stop()
             copy, copy_decode = in_memory_ms(fits_bytes, args.runs)
@@ -220,30 +239,35 @@ def main() -> None:
             gc.collect()
             row = {"size": label, "driver": driver, "sensor": f"{sw}x{sh}",
                    "shared": shared["frame"], "tcp": tcp["frame"], "tcp_arrived": tcp["arrived"],
-                   "bare": bare, "copy": copy, "copy_decode": copy_decode}
+                   "bare": bare, "bare_unix": bare_unix, "copy": copy,
+                   "copy_decode": copy_decode}
             rows.append(row)
             print(f"\n{label}, {driver} ({sw}x{sh}), exposure {exposure_s:g} s")
             print(f"  shared memory  frame in Python {shared['frame']:8.1f}   "
-                  f"x{shared['frame'] / copy_decode:.2f} of copy+decode ({via_shared})")
+                  f"x{shared['frame'] / bare_unix:.2f} of the bare local-socket client; "
+                  f"indical's share {shared['frame'] - bare_unix:.1f} = "
+                  f"x{(shared['frame'] - bare_unix) / copy_decode:.2f} of copy+decode "
+                  f"({via_shared})")
             print(f"  base64 / TCP   frame in Python {tcp['frame']:8.1f}   "
                   f"x{tcp['frame'] / bare:.2f} of the bare TCP client (text arrived "
                   f"{tcp['arrived']:.1f})")
-            print(f"  baselines      bare TCP client {bare:8.1f}   in-memory copy {copy:.1f}, "
-                  f"copy+decode {copy_decode:.1f}")
+            print(f"  baselines      bare TCP client {bare:8.1f}   bare local-socket client "
+                  f"{bare_unix:.1f}   in-memory copy {copy:.1f}, copy+decode {copy_decode:.1f}")
         if not args.no_panel_run:
             with tempfile.TemporaryDirectory(prefix="indical-bench-") as tmp:
                 gap, n = panel_flats_gap_ms(w, h, Path(tmp))
             print(f"  panel-flats run: {gap:.0f} ms from one flat's exposure end to the next's "
                   f"start (median of {n})")
             rows[-1]["panel_gap"] = rows[-2]["panel_gap"] = gap
-    print("\n| size | driver | shared | x copy+decode | TCP | x bare TCP | bare TCP | copy | "
-          "copy+decode | flats gap |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| size | driver | shared | bare local | x bare local | share / (copy+decode) | "
+          "TCP | bare TCP | x bare TCP | copy | copy+decode | flats gap |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']} | {r['driver']} ({r['sensor']}) | {r['shared']:.0f} | "
-              f"{r['shared'] / r['copy_decode']:.2f} | {r['tcp']:.0f} | "
-              f"{r['tcp'] / r['bare']:.2f} | {r['bare']:.0f} | {r['copy']:.0f} | "
-              f"{r['copy_decode']:.0f} | {r.get('panel_gap', float('nan')):.0f} |")
+              f"{r['bare_unix']:.0f} | {r['shared'] / r['bare_unix']:.2f} | "
+              f"{(r['shared'] - r['bare_unix']) / r['copy_decode']:.2f} | {r['tcp']:.0f} | "
+              f"{r['bare']:.0f} | {r['tcp'] / r['bare']:.2f} | {r['copy']:.1f} | "
+              f"{r['copy_decode']:.1f} | {r.get('panel_gap', float('nan')):.0f} |")
 
 
 if __name__ == "__main__":

@@ -304,15 +304,6 @@ class CcdDriver(P.DriverBase):
                 temp = self.temp_c
             # render while the exposure runs, as a camera integrates while the clock counts
             data = self._render(flux, colour, exposure_s, (bx, by), roi, gain, offset, temp)
-            if not self._count_down(t0, exposure_s, exposure_id, aborted):
-                return
-            if self.cfg.hang:
-                aborted.wait()   # fault injection: the frame never comes
-                self._aborted(exposure_id)
-                return
-            if self.cfg.readout_s and aborted.wait(self.cfg.readout_s):
-                self._aborted(exposure_id)
-                return
             meta = FrameMeta(frame_type=frame_type, exposure_s=exposure_s, camera=self.device,
                              gain=gain, offset=offset, binning=Binning(bx, by),
                              bit_depth=self.cfg.sensor.output_bits(exposure_s),
@@ -320,13 +311,32 @@ class CcdDriver(P.DriverBase):
                              start=start, end=start + timedelta(seconds=exposure_s),
                              pixel_size_um=self.cfg.sensor.pixel_size_um, **colour_keys)
             mode = self.upload.on_switch()
+            shared = None
             if mode in ("UPLOAD_CLIENT", "UPLOAD_BOTH") and self.out.can_attach and \
                     self.compression["INDI_ENABLED"].value is not True:
-                # the server takes the frame as shared memory: no base64, no second copy
-                if not self._send_shared(data, meta, exposure_id, mode == "UPLOAD_BOTH"):
+                # the server takes the frame as shared memory (no base64, no second copy);
+                # the file is written while the clock counts down, like the rendering
+                shared = self._shared_file(data, meta)
+            try:
+                if not self._count_down(t0, exposure_s, exposure_id, aborted):
                     return
-            elif not self._send_inline(data, meta, mode, exposure_id):
-                return
+                if self.cfg.hang:
+                    aborted.wait()   # fault injection: the frame never comes
+                    self._aborted(exposure_id)
+                    return
+                if self.cfg.readout_s and aborted.wait(self.cfg.readout_s):
+                    self._aborted(exposure_id)
+                    return
+                if shared is not None:
+                    if mode == "UPLOAD_BOTH":
+                        self._save_local(encode_fits(data, meta))
+                    if not self._send_shared(*shared, exposure_id):
+                        return
+                elif not self._send_inline(data, meta, mode, exposure_id):
+                    return
+            finally:
+                if shared is not None:
+                    os.close(shared[0])
             if self.cfg.exposure_ok_delay_s:
                 time.sleep(self.cfg.exposure_ok_delay_s)
             with self.lock:
@@ -340,31 +350,29 @@ class CcdDriver(P.DriverBase):
                 if exposure_id == self._exposure_id:
                     self.exposing.clear()
 
-    def _send_shared(self, data: np.ndarray, meta: FrameMeta, exposure_id: int,
-                     keep_copy: bool) -> bool:
-        """Write the FITS file into a memory file and pass it to indiserver (see
-        protocol.DriverBase.update_attached); `keep_copy`: save it on the driver's side too.
-        False when a newer exposure replaced this one."""
+    def _shared_file(self, data: np.ndarray, meta: FrameMeta) -> tuple[int, int]:
+        """The frame as a FITS file in a memory file: (descriptor, size), for `_send_shared`."""
         fd = os.memfd_create("indical-frame", os.MFD_CLOEXEC)
         try:
             with os.fdopen(os.dup(fd), "wb") as fh:
-                if keep_copy:
-                    fits_bytes = encode_fits(data, meta)
-                    self._save_local(fits_bytes)
-                    fh.write(fits_bytes)
-                else:
-                    write_fits(fh, data, meta)
+                write_fits(fh, data, meta)
             size = os.fstat(fd).st_size
             if self.cfg.truncate_frames:
                 size //= 2
                 os.ftruncate(fd, size)
-            with self.lock:
-                if exposure_id != self._exposure_id:
-                    return False  # superseded while reading out: no frame
-                self.update_attached(self.ccd1, "CCD1", fd, size, ".fits", state=P.OK)
-            return True
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        return fd, size
+
+    def _send_shared(self, fd: int, size: int, exposure_id: int) -> bool:
+        """Pass the memory file to indiserver (protocol.DriverBase.update_attached). False when
+        a newer exposure replaced this one."""
+        with self.lock:
+            if exposure_id != self._exposure_id:
+                return False  # superseded while reading out: no frame
+            self.update_attached(self.ccd1, "CCD1", fd, size, ".fits", state=P.OK)
+        return True
 
     def _send_inline(self, data: np.ndarray, meta: FrameMeta, mode: str | None,
                      exposure_id: int) -> bool:

@@ -32,6 +32,9 @@ def test_rig_check_on_the_example_indi_rig(tmp_path):
         for expected in ("indical Flat Camera", "indical Flip-Flat", "Filter Simulator",
                          "INDI camera", "INDI light box", "INDI cover", "all roles reachable"):
             assert expected in result.output
+        # the server runs here: frames come as shared memory through its local socket
+        assert "frames:" in result.output and "shared" in result.output
+        assert "base64" not in result.output
 
         wrong = tmp_path / "wrong.toml"
         wrong.write_text(rig.read_text().replace('device = "Filter Simulator"',

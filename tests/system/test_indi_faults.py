@@ -10,7 +10,7 @@ import time
 import pytest
 
 from indi_helpers import SMALL_SIMS, open_indi_rig, start_server
-from indical.errors import DeviceError, DeviceNotFound, DeviceTimeout
+from indical.errors import DeviceError, DeviceNotFound, DeviceTimeout, IndicalError
 from indical.frame import FrameType
 from indical.simulators.indi.server import OUR_CCD, IndiServer, free_port
 
@@ -192,5 +192,49 @@ def test_frames_fall_back_to_tcp_when_the_local_socket_is_not_there(tmp_path):
         with pytest.raises(DeviceError, match="frames = 'shared'"):
             open_indi_rig(server.address, {"camera": CAMERA}, frames="shared",
                           local_socket=str(tmp_path / "no-such-socket"))
+    finally:
+        server.stop()
+
+
+def test_server_killed_while_a_frame_is_on_its_way_gives_no_partial_frame(tmp_path):
+    """Over TCP a 12-megapixel frame is 32 MB of base64: kill indiserver while the camera's
+    frame connection is inside that text. The exposure ends with an error naming the camera
+    and the server; no frame, whole or partial, comes out of it."""
+    sims = SMALL_SIMS.replace("width = 320\nheight = 240", "width = 4000\nheight = 3000")
+    server = start_server(tmp_path, [OUR_CCD], sims)
+    try:
+        rig = open_indi_rig(server.address, {"camera": CAMERA}, frames="tcp",
+                            readout_allowance_s=60.0)
+        killed = False
+        try:
+            camera = rig.camera
+            for _ in range(3):
+                frames = camera._channel
+                before = frames.latest_serial
+                thread, outcome = _expose_in_background(camera, 0.1)
+                deadline = time.monotonic() + 60
+                while frames._text is None and "frame" not in outcome and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.0005)
+                if frames._text is None:      # the whole frame came before we looked: again
+                    thread.join(60)
+                    continue
+                server.kill()
+                killed = True
+                thread.join(10)
+                assert not thread.is_alive()
+                error = outcome.get("error")
+                assert isinstance(error, DeviceError) and "frame" not in outcome
+                assert CAMERA in str(error) and server.address in str(error)
+                assert frames.latest_serial == before      # nothing was delivered
+                break
+            else:
+                pytest.fail("never caught the frame on its way in three exposures")
+        finally:
+            if killed:   # what indical changed can't be put back on a server that is gone
+                with pytest.raises(IndicalError, match="connection refused"):
+                    rig.disconnect()
+            else:
+                rig.disconnect()
     finally:
         server.stop()
