@@ -84,7 +84,7 @@ class IndiCamera(IndiDevice, Camera):
         why = "frames = 'tcp' in the rig"
         if self._compressed():
             # indiserver 1.9.9 hands a compressed frame over with the size of the frame
-            # uncompressed: the length of the data is lost (decision 021)
+            # uncompressed: the length of the data is lost (decision 023)
             why = "the camera compresses frames"
         elif self.frames in ("auto", "shared"):
             path, why = self.local_socket, ""
