@@ -70,9 +70,15 @@ class SimCamera(Camera):
 
     def describe(self) -> dict[str, object]:
         i = self.info()
-        return {"kind": "simulated camera", "size": f"{i.width}x{i.height}",
-                "bit depth": i.bit_depth, "exposure": f"{i.min_exposure_s:g}-{i.max_exposure_s:g} s",
-                "cooler": i.has_cooler, "max binning": i.max_binning}
+        facts: dict[str, object] = {
+            "kind": "simulated camera", "size": f"{i.width}x{i.height}",
+            "bit depth": i.bit_depth, "exposure": f"{i.min_exposure_s:g}-{i.max_exposure_s:g} s",
+            "cooler": i.has_cooler, "max binning": i.max_binning}
+        p = self.params
+        if p.bayer_pattern is not None:
+            facts["colour filter"] = (f"{p.bayer_pattern} (offsets {p.bayer_offset_x}, "
+                                      f"{p.bayer_offset_y})")
+        return facts
 
     def set_binning(self, binning: Binning) -> None:
         if binning.x > self.max_binning or binning.y > self.max_binning:

@@ -159,6 +159,11 @@ class IndiCamera(IndiDevice, Camera):
                  "exposure": f"{i.min_exposure_s:g}-{i.max_exposure_s:g} s",
                  "cooler": i.has_cooler, "gain": i.has_gain, "max binning": i.max_binning,
                  "frames": self.frames_via}
+        cfa = self._has("CCD_CFA")
+        if cfa is not None and str(cfa.values.get("CFA_TYPE", "")).strip():
+            facts["colour filter"] = (f"{cfa.values['CFA_TYPE']} (offsets "
+                                      f"{cfa.values.get('CFA_OFFSET_X', 0)}, "
+                                      f"{cfa.values.get('CFA_OFFSET_Y', 0)})")
         return {**facts, **self._driver_facts()}
 
     # ----- settings -----

@@ -79,9 +79,11 @@ def cell_levels(data):
     return {(x, y): float(np.median(d[y::2, x::2])) for y in (0, 1) for x in (0, 1)}
 
 
-def test_ccd_cfa_is_published_as_real_colour_cameras_do(server):
+def test_ccd_cfa_is_published_as_real_colour_cameras_do(server, spec):
     cfa = getprop(server, "CCD_CFA")
     assert cfa == {"CFA_OFFSET_X": "0", "CFA_OFFSET_Y": "1", "CFA_TYPE": "GRBG"}
+    with open_rig(spec) as rig:              # and `indical rig check` shows it
+        assert rig.camera.describe()["colour filter"] == "GRBG (offsets 0, 1)"
 
 
 @pytest.mark.parametrize("region", [None, Region(1, 0, 200, 120), Region(3, 7, 120, 100),

@@ -165,3 +165,10 @@ def test_cfa_colour_agrees_with_the_frame_module():
                 cfa = Cfa(pattern, ox, oy)
                 assert "".join(cfa.colour(x, y) for y in (0, 1) for x in (0, 1)) == \
                     bayer_at(pattern, ox, oy)
+
+
+def test_rig_check_shows_the_colour_filter():
+    with rig('bayer_pattern = "GBRG"\nbayer_offset_y = 1') as r:
+        assert r.camera.describe()["colour filter"] == "GBRG (offsets 0, 1)"
+    with rig() as r:
+        assert "colour filter" not in r.camera.describe()
