@@ -45,6 +45,17 @@ def bayer_at(pattern: str, x: int = 0, y: int = 0) -> str:
                    for row in (0, 1) for col in (0, 1))
 
 
+def cfa_planes(pattern: str | None) -> list[tuple[str, tuple[int, int]]]:
+    """The four colour planes of a frame whose pixel (0, 0) has Bayer `pattern`, as
+    (colour, (row, column) of the plane's first pixel): `data[row::2, column::2]` is that
+    plane (the two greens are two planes). A mono frame (None) is one plane: [("", (0, 0))]
+    for `data` itself."""
+    if pattern is None:
+        return [("", (0, 0))]
+    key = bayer_at(pattern)
+    return [(key[2 * dy + dx], (dy, dx)) for dy in (0, 1) for dx in (0, 1)]
+
+
 # What lit a flat: a flat panel (or dome screen) or the twilight sky. Kept apart everywhere:
 # their illumination differs (a panel's is not the sky's), so one never stands in for the other.
 FLAT_SOURCES = ("PANEL", "SKY")

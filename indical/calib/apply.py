@@ -7,7 +7,9 @@ CCD sensors take a bias and a dark current scaled by the exposure ratio:
 The flat is normalised to mean 1 over its finite pixels, the convention indical's master flats are
 written with (so a master flat is used as it is, and a flat of any brightness gives the same flux
 scale), and floored against tiny values (vignetted corners, dead pixels); floored pixels are
-flagged so nobody mistakes them for real signal.
+flagged so nobody mistakes them for real signal. A colour (Bayer) flat is normalised the same way
+per CFA position (each of the four planes of the 2x2 cell to mean 1) unless its header says it was
+normalised by one overall factor (FLATNORM = 'OVERALL'): the light keeps its own colour balance.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indical.calib.flags import PixelFlag, from_bad_pixel_map
+from indical.frame import cfa_planes
 
 
 class DarkMode(enum.Enum):
@@ -87,25 +90,34 @@ class CalibratedLight:
         return None
 
 
-def normalise_flat(flat: np.ndarray, floor: float = 0.05) -> NormalisedFlat:
-    """Divide a master flat by its mean (over finite pixels) and floor it.
+def normalise_flat(flat: np.ndarray, floor: float = 0.05, *,
+                   bayer: str | None = None) -> NormalisedFlat:
+    """Divide a master flat by its mean (over finite pixels) and floor it; with `bayer` (the
+    pattern at the flat's pixel (0, 0)) each CFA plane by its own mean.
 
-    The mean, not the median: master flats are written with mean 1.0 (see master.py), so
-    dividing by the mean leaves them unchanged and the calibrated light keeps the light's own
-    flux scale; a flat of any other brightness is brought to the same scale.
-    Raises CalibrationInputError when the flat has no positive level (all zeros, negative,
-    NaN) so it can't be used at all."""
+    The mean, not the median: master flats are written with mean 1.0 (per channel for colour
+    flats, see master.py), so dividing by the mean leaves them unchanged and the calibrated
+    light keeps the light's own flux scale; a flat of any other brightness is brought to the
+    same scale. `level` is the mean of the means divided by.
+    Raises CalibrationInputError when the flat (or a channel of it) has no positive level (all
+    zeros, negative, NaN) so it can't be used at all."""
     f = np.asarray(flat, dtype=np.float32)
-    finite = np.isfinite(f)
-    level = float(np.mean(f[finite], dtype=np.float64)) if finite.any() else float("nan")
-    if not np.isfinite(level) or level <= 0:
-        raise CalibrationInputError(
-            f"flat has no positive level (mean {level:g}): it can't be divided by; "
-            f"rebuild the master flat")
-    normalised = f / np.float32(level)
+    normalised = np.empty(f.shape, dtype=np.float32)
+    levels = []
+    for name, (dy, dx) in cfa_planes(bayer):
+        plane = f[dy::2, dx::2] if name else f
+        finite = np.isfinite(plane)
+        level = float(np.mean(plane[finite], dtype=np.float64)) if finite.any() else float("nan")
+        if not np.isfinite(level) or level <= 0:
+            where = f"'s {name} channel" if name else ""
+            raise CalibrationInputError(
+                f"flat{where} has no positive level (mean {level:g}): it can't be divided by; "
+                f"rebuild the master flat")
+        np.divide(plane, np.float32(level), out=normalised[dy::2, dx::2] if name else normalised)
+        levels.append(level)
     floored = ~(normalised >= floor)  # NaN counts as floored
     normalised[floored] = floor
-    return NormalisedFlat(np.reciprocal(normalised), floored, level)
+    return NormalisedFlat(np.reciprocal(normalised), floored, float(np.mean(levels)))
 
 
 def _check_shape(name: str, array: np.ndarray | None, shape: tuple[int, int]) -> None:
@@ -125,6 +137,7 @@ def prepare_masters(
     dark_includes_bias: bool = True,
     flat: np.ndarray | None = None,
     bad_pixels: np.ndarray | None = None,
+    flat_bayer: str | None = None,
     options: ApplyOptions = ApplyOptions(),
 ) -> PreparedMasters:
     """Check sizes and precompute the per-set arrays.
@@ -132,7 +145,7 @@ def prepare_masters(
     CMOS: the dark is subtracted as is (it already holds the bias); a bias alone is used when
     no dark is given. CCD: dark current per second = (dark - bias) / t_dark, unless the dark
     was already bias-subtracted. `bad_pixels` is a uint8 map (PixelFlag HOT / COLD / DEAD bits)
-    or bool."""
+    or bool. `flat_bayer`: normalise the flat per CFA plane of this pattern (None: overall)."""
     for name, array in (("bias", bias), ("dark", dark), ("flat", flat),
                         ("bad pixel map", bad_pixels)):
         _check_shape(name, array, shape)
@@ -157,7 +170,8 @@ def prepare_masters(
                         "to separate the dark current")
                 current = current - pedestal
             rate = current / np.float32(dark_exposure_s)
-    normalised = normalise_flat(flat, options.flat_floor) if flat is not None else None
+    normalised = (normalise_flat(flat, options.flat_floor, bayer=flat_bayer)
+                  if flat is not None else None)
     flags = None
     if normalised is not None and normalised.floored.any():
         flags = np.where(normalised.floored, np.uint8(PixelFlag.FLAT_FLOOR), np.uint8(0))

@@ -38,6 +38,7 @@ class AutoBuildPolicy:
     combine: CombineOptions = field(default_factory=CombineOptions)
     flat_precal_from_library: bool = True
     precal_exposure_tol: float = DEFAULT_EXPOSURE_TOL
+    flat_normalisation: str = "channel"   # colour master flats: per CFA channel, or overall
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT
 
     def __post_init__(self) -> None:
@@ -136,7 +137,8 @@ def plan_group(library: CalibrationLibrary, group: Group,
                             reason=choice.reason)
     spec = MasterSpec(paths=[Path(r.path) for r in group.records], frame_type=kind,
                       options=policy.combine, precal=precal, ignore_type=True,
-                      memory_limit_bytes=policy.memory_limit_bytes)
+                      memory_limit_bytes=policy.memory_limit_bytes,
+                      flat_normalisation=policy.flat_normalisation)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     library.masters_dir.mkdir(parents=True, exist_ok=True)
     return spec, path_inside(library.masters_dir, f"master_{group.label()}_{stamp}.fits")

@@ -4,7 +4,9 @@ correction of flagged pixels from their neighbours.
 A map is a uint8 image of `PixelFlag` bits (HOT, COLD, DEAD) so one file says why each pixel
 is bad; calibrated lights carry the same bits in their FLAGS extension. Flat
 thresholds are taken against a block-median background, so vignetted corners and dust shadows
-are not mistaken for cold pixels.
+are not mistaken for cold pixels. On a colour (Bayer) sensor each of the four CFA planes is judged
+on its own (its own dark statistics, its own flat background), since a flat's channels may differ
+by a factor of two or more, and corrections take neighbours of the same colour only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indical.calib.flags import PixelFlag
+from indical.frame import cfa_planes
 
 _MAD_TO_SIGMA = 1.4826
 
@@ -75,28 +78,38 @@ def cold_and_dead_pixels(flat: np.ndarray, options: BadPixelOptions = BadPixelOp
 
 
 def build_bad_pixel_map(dark: np.ndarray | None, flat: np.ndarray | None,
-                        options: BadPixelOptions = BadPixelOptions()) -> np.ndarray:
-    """A uint8 map of PixelFlag HOT / COLD / DEAD bits from whichever masters are given."""
+                        options: BadPixelOptions = BadPixelOptions(), *,
+                        bayer: str | None = None) -> np.ndarray:
+    """A uint8 map of PixelFlag HOT / COLD / DEAD bits from whichever masters are given;
+    with `bayer` (the pattern at pixel (0, 0)) each CFA plane is judged on its own."""
     if dark is None and flat is None:
         raise ValueError("a bad pixel map needs a master dark, a master flat or both")
     shape = (dark if dark is not None else flat).shape
     if dark is not None and flat is not None and dark.shape != flat.shape:
         raise ValueError(f"master dark {dark.shape} and master flat {flat.shape} differ in size")
     bpm = np.zeros(shape, dtype=np.uint8)
-    if dark is not None:
-        bpm[hot_pixels(dark, options.hot_sigma)] |= np.uint8(PixelFlag.HOT)
-    if flat is not None:
-        cold, dead = cold_and_dead_pixels(flat, options)
-        bpm[cold] |= np.uint8(PixelFlag.COLD)
-        bpm[dead] |= np.uint8(PixelFlag.DEAD)
+    # a plane's blocks cover the same sensor area as the mono blocks
+    plane_options = options if bayer is None else \
+        BadPixelOptions(options.hot_sigma, options.cold_fraction, options.dead_fraction,
+                        max(1, options.block_px // 2))
+    for name, (dy, dx) in cfa_planes(bayer):
+        view = (lambda a: a[dy::2, dx::2]) if name else (lambda a: a)
+        out = view(bpm)
+        if dark is not None:
+            out[hot_pixels(view(dark), options.hot_sigma)] |= np.uint8(PixelFlag.HOT)
+        if flat is not None:
+            cold, dead = cold_and_dead_pixels(view(flat), plane_options)
+            out[cold] |= np.uint8(PixelFlag.COLD)
+            out[dead] |= np.uint8(PixelFlag.DEAD)
     return bpm
 
 
 def correct_from_neighbours(image: np.ndarray, bad: np.ndarray, step: int = 1) -> np.ndarray:
     """A copy of `image` where each bad pixel is the median of its good neighbours.
 
-    step=2 takes neighbours of the same colour on a Bayer sensor. A pixel with no good
-    neighbour keeps its value."""
+    step=2 takes neighbours of the same colour on a Bayer sensor (the 8 pixels two away hold the
+    pixel's own colour whatever the pattern and phase). A pixel with no good neighbour keeps its
+    value."""
     out = np.array(image, dtype=np.float32, copy=True)
     mask = np.asarray(bad, dtype=bool)
     ys, xs = np.nonzero(mask)

@@ -50,7 +50,8 @@ def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOpti
     for key in sorted(set(darks) | set(flats), key=str):
         dark, flat = darks.get(key), flats.get(key)
         bpm = build_bad_pixel_map(master_pixels(Path(dark.path)) if dark else None,
-                                  master_pixels(Path(flat.path)) if flat else None, options)
+                                  master_pixels(Path(flat.path)) if flat else None, options,
+                                  bayer=key.bayer_pattern)
         camera, mode, gain, offset, binning = (key.camera, key.readout_mode, key.gain,
                                                key.offset, key.binning)
         counts = tuple(int(np.count_nonzero(bpm & np.uint8(flag)))
@@ -67,6 +68,9 @@ def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOpti
         header["XBINNING"], header["YBINNING"] = binning.x, binning.y
         if mode:
             header["READOUTM"] = mode
+        if key.bayer_pattern is not None:   # the phase of the masters, offsets applied
+            header["BAYERPAT"] = (key.bayer_pattern, "Bayer pattern; hot/cold judged per channel")
+            header["XBAYROFF"], header["YBAYROFF"] = 0, 0
         header["NHOT"], header["NCOLD"], header["NDEAD"] = counts
         header["HOTSIG"] = (options.hot_sigma, "hot: dark above median + HOTSIG sigma")
         header["COLDFRAC"] = (options.cold_fraction, "cold: flat below COLDFRAC x local level")
@@ -75,7 +79,8 @@ def build_bad_pixel_maps(library, store, options: BadPixelOptions = BadPixelOpti
             if m is not None:
                 header.add_history(f"indical: {label} {Path(m.path).name}")
         parts = [safe_name(camera), str(binning), f"g{gain}", f"o{offset}"] + (
-            [safe_name(mode)] if mode else [])
+            [safe_name(mode)] if mode else []) + (
+            [key.bayer_pattern] if key.bayer_pattern else [])
         stem = f"bpm_{'_'.join(parts)}_{now.strftime('%Y%m%dT%H%M%S')}"
         hdul = fits.HDUList([fits.PrimaryHDU(bpm, header)])
         for n in range(1, 1000):  # never replace a map the library may already point at

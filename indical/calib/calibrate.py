@@ -143,7 +143,7 @@ class Calibrator:
                 dark_exposure_s=choice.dark.exposure_s if choice.dark else None,
                 flat=px(choice.flat) if choice.flat else None,
                 bad_pixels=px(choice.bpm).astype(np.uint8) if use_bpm else None,
-                options=o.apply)
+                flat_bayer=flat_channels(choice.flat), options=o.apply)
             with self._lock:
                 self._prepared[key] = prepared
                 while len(self._prepared) > 3:
@@ -284,9 +284,20 @@ def _ours(path: Path) -> bool:
         return False
 
 
+def flat_channels(flat) -> str | None:
+    """The Bayer pattern whose CFA planes a master flat (a MasterInfo) is normalised by one at a
+    time: its own, unless it is mono or its header says FLATNORM = 'OVERALL' (one factor)."""
+    if flat is None or flat.config.bayer_pattern is None:
+        return None
+    from indical.calib.rawio import open_raw
+    with open_raw(flat.path) as image:     # FitsError naming the file when it can't be read
+        norm = str(image.header.get("FLATNORM", "CHANNEL")).strip().upper()
+    return None if norm == "OVERALL" else flat.config.bayer_pattern
+
+
 def _correct(result: CalibratedLight, meta: FrameMeta) -> CalibratedLight:
     bad = (result.flags & np.uint8(BAD_PIXEL)) != 0
-    step = 2 if meta.bayer_pattern else 1
+    step = 2 if meta.bayer_pattern else 1   # same-colour neighbours on a Bayer sensor
     data = correct_from_neighbours(result.data, bad, step=step)
     flags = result.flags | np.where(bad, np.uint8(PixelFlag.CORRECTED), np.uint8(0))
     return CalibratedLight(data, flags, result.negative_fraction)

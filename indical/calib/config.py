@@ -1,7 +1,8 @@
 """A camera configuration: the settings that make a master usable for a frame.
 
 One value type for what grouping keys, needs, matching, library rows and precalibration all
-compare: camera, readout mode, gain, offset, binning, image size and sensor temperature. Filter
+compare: camera, readout mode, gain, offset, binning, image size, the Bayer pattern at pixel (0, 0)
+(None: mono) and sensor temperature. Filter
 and exposure are not part of it: what they mean depends on the frame type (a flat's filter, a
 CMOS dark's exposure, a CCD dark scaled to any exposure), so each of those types says it itself.
 
@@ -35,15 +36,20 @@ class CameraConfig:
     width: int | None = None
     height: int | None = None
     temperature_c: float | None = None
+    bayer_pattern: str | None = None   # at pixel (0, 0), offsets applied; None: mono
 
     @classmethod
     def from_meta(cls, meta: FrameMeta, width: int | None = None,
                   height: int | None = None) -> "CameraConfig":
         """A frame's configuration: its temperature is the sensor's, else the set point."""
         temp = meta.sensor_temp_c if meta.sensor_temp_c is not None else meta.setpoint_temp_c
+        try:
+            bayer = meta.effective_bayer
+        except ValueError:   # an unknown pattern: compared as written
+            bayer = meta.bayer_pattern
         return cls(camera=meta.camera, readout_mode=meta.readout_mode, gain=meta.gain,
                    offset=meta.offset, binning=meta.binning, width=width, height=height,
-                   temperature_c=temp)
+                   temperature_c=temp, bayer_pattern=bayer)
 
     @property
     def size(self) -> str:
@@ -64,6 +70,10 @@ class CameraConfig:
                     return f"size {self.size} is not {wanted.size}"
                 continue
             mine, theirs = getattr(self, name), getattr(wanted, name)
+            if name == "bayer_pattern":
+                if mine != theirs:
+                    return bayer_mismatch(mine, theirs)
+                continue
             if not _same(mine, theirs):
                 shown = (str(mine), str(theirs)) if name == "binning" else (repr(mine), repr(theirs))
                 return f"{name} {shown[0]} is not {shown[1]}"
@@ -108,6 +118,18 @@ class CameraConfig:
         values = {f.name: row[f.name] for f in dataclasses.fields(cls)
                   if f.name != "binning" and f.name in row}
         return cls(binning=Binning(row["xbin"], row["ybin"]), **values)
+
+
+def bayer_mismatch(mine: str | None, theirs: str | None) -> str:
+    """Why a frame with Bayer pattern `mine` at its pixel (0, 0) can't serve one with `theirs`."""
+    def show(p: str | None) -> str:
+        return "mono" if p is None else f"colour ({p} at pixel 0,0)"
+    if mine is None or theirs is None:
+        return (f"{show(mine)} is not {show(theirs)}: a mono master never calibrates a colour "
+                f"light, nor a colour master a mono one")
+    return (f"Bayer phase {mine} is not {theirs} at pixel 0,0 (BAYERPAT shifted by XBAYROFF/"
+            f"YBAYROFF or an odd region offset): each pixel would be divided by another "
+            f"colour's flat; take the masters with the lights' region and offsets")
 
 
 def column_names() -> tuple[str, ...]:

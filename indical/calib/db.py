@@ -21,7 +21,8 @@ Tables (see docs/decisions/015-library-schema.md):
   temperature, `group_key` (JSON of the configuration that defines "the same master"), method and
   parameters (JSON), precalibration used and why (`precal_reason`), what lit a flat
   (`flat_source`: PANEL or SKY), the Bayer pattern at its pixel (0, 0) (`bayer_pattern`, offsets
-  applied; NULL: mono), number of frames, creation time and `superseded_by` (the id of
+  applied; NULL: mono; filled from the source frames for masters older than the column),
+  number of frames, creation time and `superseded_by` (the id of
   the master that replaced it; NULL while current). Superseded masters stay recorded.
 - `master_sources`: (master_id, frame_id) links a master to the frames it was built from.
 - `expiry`: per frame type, the age in days after which a master counts as expired.
@@ -234,11 +235,26 @@ def _migrations() -> tuple[tuple[Any, ...], ...]:
          "ALTER TABLE frames ADD COLUMN bayer_offset_y INTEGER NOT NULL DEFAULT 0",
          "ALTER TABLE masters ADD COLUMN bayer_pattern TEXT",
          "ALTER TABLE bad_pixel_maps ADD COLUMN bayer_pattern TEXT"),
+        # 5: masters built before 4 from colour frames get their sources' pattern (those frames'
+        # offsets were not recorded: taken as 0), bad pixel maps their masters'; otherwise colour
+        # lights would find them mono. Imported masters have no sources and stay NULL.
+        ("""UPDATE masters SET bayer_pattern = (
+                SELECT UPPER(TRIM(f.bayer_pattern)) FROM master_sources s
+                JOIN frames f ON f.id = s.frame_id
+                WHERE s.master_id = masters.id
+                  AND UPPER(TRIM(f.bayer_pattern)) IN ('RGGB', 'BGGR', 'GRBG', 'GBRG')
+                ORDER BY f.id LIMIT 1)
+            WHERE bayer_pattern IS NULL""",
+         """UPDATE bad_pixel_maps SET bayer_pattern = (
+                SELECT m.bayer_pattern FROM masters m
+                WHERE m.id = COALESCE(bad_pixel_maps.dark_master_id,
+                                      bad_pixel_maps.flat_master_id))
+            WHERE bayer_pattern IS NULL"""),
     )
 
 
 #: The schema version this indical writes and understands (the number of migrations).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _KNOWN_TABLES = {"frames", "masters", "master_sources", "expiry", "light_calibration",
                  "light_masters", "captures", "bad_pixel_maps", "camera_sensors",

@@ -1,8 +1,10 @@
 """Masters named on the command line (`indical calibrate --bias/--dark/--flat/--bpm FILE`):
 read once, checked against each light with the same rules as library matching.
 
-Size and binning that differ make a master unusable: always refused. Camera, readout mode, gain,
-offset, filter (flats), exposure (CMOS darks) and temperature (bias, darks) that differ are
+Size, binning and the Bayer pattern at pixel (0, 0) that differ make a master unusable: always
+refused (but a bias, dark or bad pixel map that records no BAYERPAT, given for a colour light, is
+refused unless allowed: other programs may leave it out). Camera, readout mode, gain, offset,
+filter (flats), exposure (CMOS darks) and temperature (bias, darks) that differ are
 refused with the reason, or only warned about with `allow_mismatch`. A value the master or the
 light does not record can't be checked: a warning says which."""
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indical.calib.config import CameraConfig
+from indical.calib.config import CameraConfig, bayer_mismatch
 from indical.calib.master_files import MasterFile, read_master_file
 from indical.calib.match import LightInfo, MasterChoice, MasterInfo, MasterKind, MatchRules
 from indical.errors import FitsError
@@ -90,6 +92,14 @@ def check_master(light: LightInfo, master: MasterInfo, rules: MatchRules, *,
         unusable.append(f"{name} is {mc.size} pixels, the light {lc.size}")
     if mc.binning != lc.binning:
         unusable.append(f"{name} has binning {mc.binning}, the light {lc.binning}")
+    if mc.bayer_pattern != lc.bayer_pattern:
+        why = f"{name}: {bayer_mismatch(mc.bayer_pattern, lc.bayer_pattern)}"
+        if mc.bayer_pattern is None and master.kind is not MasterKind.FLAT:
+            # darks and bias of other programs may leave BAYERPAT out: say so, refuse unless
+            # the user says it is right
+            differ.append(f"{why} (the master records no BAYERPAT)")
+        else:
+            unusable.append(why)
     checks = [("camera", mc.camera, lc.camera),
               ("readout mode", mc.readout_mode, lc.readout_mode),
               ("gain", mc.gain, lc.gain), ("offset", mc.offset, lc.offset)]

@@ -30,7 +30,7 @@ from indical.errors import FitsError, IndicalError
 from indical.fits.keywords import (ExposureError, header_frame_type, header_to_meta,
                                    meta_flat_source, meta_to_header)
 from indical.fits.header import Header, write_image
-from indical.frame import FrameMeta, FrameType
+from indical.frame import FrameMeta, FrameType, cfa_planes
 
 MASTER_IMAGETYP = {FrameType.BIAS: "Master Bias", FrameType.DARK: "Master Dark",
                    FrameType.DARKFLAT: "Master Dark Flat", FrameType.FLAT: "Master Flat"}
@@ -60,9 +60,15 @@ class Precal:
     reason: str = ""          # why this was chosen (a library choice), for header and library
 
 
+#: How a colour (Bayer) master flat is normalised: each of the four CFA positions to mean 1
+#: ("channel", the default), or all pixels by one factor ("overall", as mono flats are).
+FLAT_NORMALISATIONS = ("channel", "overall")
+
+
 @dataclass(frozen=True)
 class MasterSpec:
-    """One master to build."""
+    """One master to build. flat_normalisation: see FLAT_NORMALISATIONS (mono flats always
+    take one overall factor)."""
 
     paths: Sequence[Path]
     frame_type: FrameType | None = None
@@ -70,6 +76,12 @@ class MasterSpec:
     precal: Precal = field(default_factory=Precal)
     ignore_type: bool = False
     memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT
+    flat_normalisation: str = "channel"
+
+    def __post_init__(self) -> None:
+        if self.flat_normalisation not in FLAT_NORMALISATIONS:
+            raise ValueError(f"flat normalisation must be one of "
+                             f"{', '.join(FLAT_NORMALISATIONS)}, not {self.flat_normalisation!r}")
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,7 @@ def survey(spec: MasterSpec) -> tuple[FrameType, list[SourceInfo]]:
     _check_sizes(infos)
     _check_exposures(frame_type, infos)
     _check_flat_sources(frame_type, infos)
+    _check_bayer_phases(frame_type, infos)
     _check_levels(frame_type, infos)
     try:
         spec.options.check(len(infos))
@@ -352,14 +365,50 @@ def finish_master(spec: MasterSpec, kind: FrameType, infos: list[SourceInfo],
     (DATE is `now`, default the present)."""
     precal = spec.precal if kind is FrameType.FLAT else Precal()
     data = result.data
-    if kind is FrameType.FLAT:
-        mean = float(np.mean(data, dtype=np.float64))
-        if not (math.isfinite(mean) and mean > 0):
-            raise MasterError(f"the combined flat has mean {mean}; check the precalibration")
-        data /= np.float32(mean)
     meta = combined_meta(kind, infos)
-    return MasterBuild(data=data, header=master_header(meta, result, infos, precal, now=now),
-                       frame_type=kind, meta=meta, sources=infos, result=result, precal=precal)
+    norm = None
+    if kind is FrameType.FLAT:
+        norm = _flat_normalisation(meta, infos, spec.flat_normalisation)
+        for name, (dy, dx) in cfa_planes(meta.effective_bayer if norm == "CHANNEL" else None):
+            plane = data[dy::2, dx::2] if name else data
+            mean = float(np.mean(plane, dtype=np.float64))
+            if not (math.isfinite(mean) and mean > 0):
+                where = f" {name} channel at ({dx}, {dy})" if name else ""
+                raise MasterError(f"the combined flat{where} has mean {mean}; check the "
+                                  f"precalibration")
+            plane /= np.float32(mean)
+    header = master_header(meta, result, infos, precal, now=now)
+    if norm is not None:
+        header["FLATNORM"] = (norm, _FLATNORM_COMMENT[norm])
+    return MasterBuild(data=data, header=header, frame_type=kind, meta=meta, sources=infos,
+                       result=result, precal=precal)
+
+
+_FLATNORM_COMMENT = {"CHANNEL": "each CFA position (2x2 cell) divided to mean 1",
+                     "OVERALL": "all pixels divided by one factor to mean 1"}
+
+
+def _flat_normalisation(meta: FrameMeta, infos: list[SourceInfo], asked: str) -> str:
+    """CHANNEL or OVERALL for a master flat: CHANNEL only for a colour flat when asked (the
+    survey made sure all flats share one pattern and phase)."""
+    colour = meta.bayer_pattern is not None
+    return "CHANNEL" if colour and asked == "channel" else "OVERALL"
+
+
+def _check_bayer_phases(kind: FrameType, infos: list[SourceInfo]) -> None:
+    """Flats of different Bayer patterns or phases (or mono among colour) are refused before
+    any pixel is combined: a flat is divided pixel by pixel, each pixel by its own colour."""
+    if kind is not FrameType.FLAT:
+        return
+    try:
+        phases = {i.meta.effective_bayer for i in infos}
+    except ValueError as exc:
+        raise MasterError(f"{exc} (BAYERPAT of the flats); fix the headers") from None
+    if len(phases) > 1:
+        show = ", ".join(sorted(p or "mono" for p in phases))
+        raise MasterError(f"the flats' Bayer patterns at pixel 0,0 differ ({show}): frames of "
+                          f"two phases or a mono frame among colour ones can't be combined; "
+                          f"split them by BAYERPAT, XBAYROFF and YBAYROFF")
 
 
 def build_master(spec: MasterSpec, *, progress: Callable[[int, int], None] | None = None,

@@ -17,6 +17,7 @@ from indical.calib.combine.options import CombineOptions, Method
 from indical.calib.grouping import GroupingOptions
 from indical.calib.ingest import find_fits
 from indical.calib.library import CalibrationLibrary, default_library_path
+from indical.calib.master import FLAT_NORMALISATIONS
 from indical.cli import console
 from indical.commands.library_target import LIBRARY
 from indical.commands.progress import masters_on_cluster, progress_bar
@@ -38,7 +39,8 @@ def library(ctx: click.Context, library_path: Path | None) -> None:
 
 
 def _policy(min_frames: int, method: str, group_text: str,
-            precal_exposure_tol: float = 0.05) -> AutoBuildPolicy:
+            precal_exposure_tol: float = 0.05,
+            flat_normalisation: str = "channel") -> AutoBuildPolicy:
     try:
         grouping = GroupingOptions.parse(group_text)
     except ValueError as exc:
@@ -46,7 +48,8 @@ def _policy(min_frames: int, method: str, group_text: str,
     try:
         return AutoBuildPolicy(min_frames_for_master=min_frames, grouping=grouping,
                                precal_exposure_tol=precal_exposure_tol,
-                               combine=CombineOptions(method=Method(method)))
+                               combine=CombineOptions(method=Method(method)),
+                               flat_normalisation=flat_normalisation)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -62,6 +65,10 @@ _BUILD_OPTIONS = [
                  show_default=True,
                  help="Flat masters subtract a dark (flat) only within this fraction of the "
                       "flats' exposure; else the bias (CMOS) or bias plus scaled dark (CCD)."),
+    click.option("--flat-normalisation", type=click.Choice(FLAT_NORMALISATIONS),
+                 default="channel", show_default=True,
+                 help="Colour (Bayer) master flats: each CFA channel to mean 1, or one "
+                      "overall factor (mono flats always take one factor)."),
 ]
 
 
@@ -180,10 +187,10 @@ def _ingest(lib: CalibrationLibrary, paths: list[Path], kind: FrameType | None, 
 @_with_build_options
 @click.pass_obj
 def ingest(db: Path, folders, kind, build, min_frames, method, group_text,
-           precal_exposure_tol) -> None:
+           precal_exposure_tol, flat_normalisation) -> None:
     """Index the FITS files in FOLDERS (recursively); bad files are reported and skipped (exit
     status 1 when any was)."""
-    policy = _policy(min_frames, method, group_text, precal_exposure_tol)
+    policy = _policy(min_frames, method, group_text, precal_exposure_tol, flat_normalisation)
     with CalibrationLibrary(db) as lib:
         result = _ingest(lib, list(folders), _TYPES[kind] if kind else None)
         if build and _build_due(lib, policy):
@@ -198,7 +205,7 @@ def ingest(db: Path, folders, kind, build, min_frames, method, group_text,
 @SCHEDULER_OPTION
 @click.pass_obj
 def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol,
-          scheduler) -> None:
+          flat_normalisation, scheduler) -> None:
     """Index frames written but not indexed (after a crash), remove masters written but never
     indexed and temporary files of interrupted writes (in the library and in FOLDERS, e.g.
     where `indical master -o` or `indical calibrate -o` write), build every due master, report
@@ -206,7 +213,7 @@ def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol
     workers of a Dask cluster, which must see the library's folders at the same paths; this
     process indexes them."""
     from indical.atomic import remove_stale_temporaries
-    policy = _policy(min_frames, method, group_text, precal_exposure_tol)
+    policy = _policy(min_frames, method, group_text, precal_exposure_tol, flat_normalisation)
     with CalibrationLibrary(db) as lib:
         stale = [p for folder in (lib.frames_dir, lib.masters_dir, *folders)
                  for p in remove_stale_temporaries(folder)]

@@ -14,7 +14,8 @@ from indical.calib.combine.options import CombineOptions, Method
 from indical.calib.grouping import GroupingOptions, group_frames
 from indical.calib.ingest import FrameRecord, find_fits, ingest_paths
 from indical.calib.library import CalibrationLibrary
-from indical.calib.master import MasterSpec, Precal, build_master, write_master
+from indical.calib.master import (FLAT_NORMALISATIONS, MasterSpec, Precal, build_master,
+                                  write_master)
 from indical.calib.precal import (DEFAULT_EXPOSURE_TOL, PrecalSpec, PrecalTarget, choose_precal,
                                   load_precal_image)
 from indical.cli import console
@@ -62,6 +63,7 @@ def _master_spec(paths: list[Path], out: Path, *, kind: FrameType | None,
                  library: CalibrationLibrary | None, records: list[FrameRecord] | None,
                  ignore_type: bool, force: bool, memory_limit: int,
                  precal_exposure_tol: float = DEFAULT_EXPOSURE_TOL,
+                 flat_normalisation: str = "channel",
                  inspect=ingest_paths) -> MasterSpec:
     """What to build for `out`: the inputs, the options, the precalibration resolved."""
     if out.exists() and not force:
@@ -75,7 +77,8 @@ def _master_spec(paths: list[Path], out: Path, *, kind: FrameType | None,
         precal = resolve_precal(precal_spec, flats=flats, library=library,
                                 exposure_tol=precal_exposure_tol)
     return MasterSpec(paths=paths, frame_type=kind, options=options, precal=precal,
-                      ignore_type=ignore_type, memory_limit_bytes=memory_limit)
+                      ignore_type=ignore_type, memory_limit_bytes=memory_limit,
+                      flat_normalisation=flat_normalisation)
 
 
 def _build_one(paths: list[Path], out: Path, *, rejection_map: Path | None, **common) -> Path:
@@ -259,6 +262,10 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
               help="Also write the number of values rejected per pixel to this file.")
 @click.option("--library", "library_path", type=LIBRARY, default=None,
               help="Calibration library for --precal library (a file or a postgresql:// URL).")
+@click.option("--flat-normalisation", type=click.Choice(FLAT_NORMALISATIONS), default="channel",
+              show_default=True,
+              help="Colour (Bayer) flats: each CFA channel to mean 1, or one overall factor "
+                   "(the header's FLATNORM says which; mono flats always take one factor).")
 @SCHEDULER_OPTION
 @click.option("--rows-per-task", type=click.IntRange(0), default=None,
               help="With --scheduler: rows of the frames combined per task (default: bands "
@@ -266,8 +273,8 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
 def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters, clip,
            percentile_low, percentile_high, precal_text, precal_exposure_tol, group_text,
            min_group, out_dir,
-           move_inputs, ignore_type, force, memory_mb, rejection_map, library_path, scheduler,
-           rows_per_task) -> None:
+           move_inputs, ignore_type, force, memory_mb, rejection_map, library_path,
+           flat_normalisation, scheduler, rows_per_task) -> None:
     """Combine FILES (FITS files or folders) into a master frame.
 
     With --scheduler, the files are read and the masters built and written by the workers of
@@ -314,7 +321,8 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
     library = _open_library(library_path) if precal_spec.kind == "library" else None
     common = dict(kind=frame_type, options=options, precal_spec=precal_spec, library=library,
                   ignore_type=ignore_type, force=force, memory_limit=memory_mb * 2**20,
-                  precal_exposure_tol=precal_exposure_tol)
+                  precal_exposure_tol=precal_exposure_tol,
+                  flat_normalisation=flat_normalisation)
     try:
         with connect(scheduler) as cluster:
             if grouping is None:

@@ -52,22 +52,40 @@ def test_key_drops_only_the_temperature():
 def test_columns_and_json_carry_every_field():
     cols = CFG.columns()
     assert tuple(cols) == column_names() == ("camera", "readout_mode", "gain", "offset", "xbin",
-                                             "ybin", "width", "height", "temperature_c")
+                                             "ybin", "width", "height", "temperature_c",
+                                             "bayer_pattern")
     assert CameraConfig.from_columns({**cols, "id": 7, "path": "/x"}) == CFG
     assert "temperature_c" not in CFG.key_columns() and len(CFG.key_columns()) == len(cols) - 1
     assert CFG.to_json() == {"camera": "Cam", "readout_mode": "HG", "gain": 100.0, "offset": 10.0,
                              "binning": "2x2", "width": 3124, "height": 2088,
-                             "temperature_c": -10.0}
+                             "temperature_c": -10.0, "bayer_pattern": None}
 
 
 def test_a_new_field_is_compared_and_stored_without_further_changes():
-    """What adding e.g. a Bayer pattern takes: the field, nothing else in this type."""
-    Colour = make_dataclass("Colour", [("bayer_pattern", "str | None", None)],
-                            bases=(CameraConfig,), frozen=True)
-    rggb = Colour(**vars(CFG), bayer_pattern="RGGB")
-    mono = Colour(**vars(CFG))
-    assert rggb.mismatch(mono) == "bayer_pattern 'RGGB' is not None"
-    assert not rggb.agrees(replace(rggb, bayer_pattern="BGGR")) and rggb.agrees(mono)
-    assert rggb.columns()["bayer_pattern"] == "RGGB" == rggb.key_columns()["bayer_pattern"]
-    assert Colour.from_columns(rggb.columns()) == rggb
-    assert rggb.to_json()["bayer_pattern"] == "RGGB"
+    """What adding a field takes: the field, nothing else in this type."""
+    Moded = make_dataclass("Moded", [("sensor_mode", "str | None", None)],
+                           bases=(CameraConfig,), frozen=True)
+    fast = Moded(**vars(CFG), sensor_mode="fast")
+    plain = Moded(**vars(CFG))
+    assert fast.mismatch(plain) == "sensor_mode 'fast' is not None"
+    assert not fast.agrees(replace(fast, sensor_mode="slow")) and fast.agrees(plain)
+    assert fast.columns()["sensor_mode"] == "fast" == fast.key_columns()["sensor_mode"]
+    assert Moded.from_columns(fast.columns()) == fast
+    assert fast.to_json()["sensor_mode"] == "fast"
+
+
+def test_the_bayer_pattern_is_the_one_at_pixel_0_0():
+    """BAYERPAT shifted by XBAYROFF/YBAYROFF: two frames of one sensor read out at different
+    offsets have different configurations, and the reason says why."""
+    meta = FrameMeta(FrameType.LIGHT, 30.0, camera="Cam", gain=100.0, offset=10.0,
+                     binning=Binning(2, 2), readout_mode="HG", sensor_temp_c=-10.0,
+                     bayer_pattern="RGGB", bayer_offset_x=1)
+    colour = CameraConfig.from_meta(meta, 3124, 2088)
+    assert colour.bayer_pattern == "GRBG"
+    assert colour.mismatch(replace(colour, bayer_pattern="RGGB")).startswith(
+        "Bayer phase GRBG is not RGGB at pixel 0,0")
+    assert "a mono master never calibrates a colour light" in CFG.mismatch(colour)
+    assert not colour.agrees(replace(colour, bayer_pattern="RGGB")) and colour.agrees(CFG)
+    assert CameraConfig.from_columns(colour.columns()) == colour
+    odd = CameraConfig.from_meta(meta.replace(bayer_pattern="XYZW"))
+    assert odd.bayer_pattern == "XYZW"   # unknown: compared as written

@@ -240,3 +240,39 @@ def test_a_library_written_before_the_sql_layer_opens_unchanged_and_works(tmp_pa
     assert [(t, n) for t, n, _ in after] == [(t, n) for t, n, _ in before]
     altered = {"frames", "masters", "bad_pixel_maps"}
     assert [x for x in after if x[1] not in altered] == [x for x in before if x[1] not in altered]
+
+
+def test_masters_of_colour_frames_from_before_migration_4_keep_their_pattern(tmp_path):
+    """A library with a master built from RGGB frames before masters had a pattern (schema 4:
+    the column exists, empty): opened now, the master is a colour master (colour lights match
+    it), and its bad pixel map too."""
+    path, T = tmp_path / "lib" / "library.sqlite", "2026-03-20T00:00:00+00:00"
+    open_library_db(path).close()
+    con = sqlite3.connect(path)
+    with con:
+        for i, pattern in enumerate(["RGGB", "RGGB"], start=1):
+            con.execute("INSERT INTO frames (id, path, sha256, frame_type, width, height, "
+                        "exposure_s, bayer_pattern, ingested_at) VALUES (?, ?, ?, 'flat', 64, 48, "
+                        "1.0, ?, ?)", (i, f"/f{i}.fits", f"h{i}", pattern, T))
+        con.execute("INSERT INTO frames (id, path, sha256, frame_type, width, height, exposure_s,"
+                    " ingested_at) VALUES (3, '/d.fits', 'h3', 'dark', 64, 48, 1.0, ?)", (T,))
+        for mid, sources in ((1, (1, 2)), (2, (3,))):
+            con.execute("INSERT INTO masters (id, path, frame_type, width, height, exposure_s, "
+                        "group_key, method, n_frames, created_at) VALUES (?, ?, 'flat', 64, 48, "
+                        "1.0, '{}', 'mean', 2, ?)", (mid, f"/m{mid}.fits", T))
+            con.executemany("INSERT INTO master_sources VALUES (?, ?)",
+                            [(mid, f) for f in sources])
+        con.execute("INSERT INTO bad_pixel_maps (path, width, height, flat_master_id, n_hot, "
+                    "n_cold, n_dead, created_at) VALUES ('/b.fits', 64, 48, 1, 0, 0, 0, ?)", (T,))
+        con.execute("PRAGMA user_version = 4")
+    con.close()
+    with CalibrationLibrary(path) as lib:
+        patterns = {m.id: m.config.bayer_pattern for m in lib.masters(include_superseded=True)}
+    assert patterns == {1: "RGGB", 2: None}
+    version, _, _ = _objects(path)
+    assert version == SCHEMA_VERSION
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT bayer_pattern FROM bad_pixel_maps").fetchone() == ("RGGB",)
+    finally:
+        con.close()
