@@ -235,3 +235,100 @@ def test_lights_siril_calibrated_are_not_calibrated_again(night, tmp_path):
         assert f"pp_light_{i:04d}.fits: already processed by Siril" in out
     assert sorted(p.name for p in tmp_path.glob("*.fits")) == [
         f"light_{i:04d}_cal.fits" for i in range(1, 4)]
+
+
+# One-shot colour: Siril's `preprocess -cfa -equalize_cfa` with indical's masters. Siril keeps the
+# frame as one CFA plane, divides by the flat over its central third's mean, and equalize_cfa
+# scales some CFA pixels of the flat so the channels' means over the central third agree (Siril
+# 1.0.6 guesses the pattern, Bayer or X-Trans, from the flat itself rather than from BAYERPAT).
+# indical's colour master flat already has each CFA channel at mean 1 over the whole frame, so
+# Siril's coefficients are 1 within the noise of the central third's means (measured 4.9e-4 here)
+# and the two results differ by the central-third mean, times those coefficients on the pixels
+# Siril scaled. Siril's -cfa cosmetic pass also replaces pixels more than 3 sigma off in the dark:
+# those are left out.
+CH, CW = 192, 258
+COLOUR_RGB = (1.0, 0.55, 0.25)      # the panel's cast: red 4x blue
+SKY_RGB = (0.45, 1.0, 0.8)
+
+
+def _colour_of(shape) -> np.ndarray:
+    """RGGB: the colour index 0 (R), 1 (G), 2 (B) of each pixel."""
+    out = np.empty(shape, dtype=int)
+    out[0::2, 0::2], out[0::2, 1::2], out[1::2, 0::2], out[1::2, 1::2] = 0, 1, 1, 2
+    return out
+
+
+@pytest.fixture(scope="module")
+def colour_night(tmp_path_factory):
+    root = tmp_path_factory.mktemp("siril_colour")
+    rng = np.random.default_rng(533)
+    y, x = np.mgrid[0:CH, 0:CW]
+    r2 = ((x - CW / 2) / CW) ** 2 + ((y - CH / 2) / CH) ** 2
+    response = (1 - 0.6 * r2) * (1 + 0.01 * rng.standard_normal((CH, CW)))
+    response[60:72, 100:112] *= 0.9                        # a dust shadow
+    colour = _colour_of((CH, CW))
+    panel = np.asarray(COLOUR_RGB)[colour]
+    sky = np.asarray(SKY_RGB)[colour] * 3000.0
+    bias = 1000 + 5 * rng.standard_normal((CH, CW))
+    rate = 2 + 0.5 * rng.random((CH, CW))
+    cards = dict(BAYERPAT="RGGB", XBAYROFF=0, YBAYROFF=0)
+
+    def write(folder: str, name: str, data, header) -> None:
+        (root / folder).mkdir(exist_ok=True)
+        pixels = np.clip(np.rint(data), 0, 65535).astype(np.uint16)
+        fits.writeto(root / folder / name, pixels, header)
+
+    for i in range(1, 6):
+        write("bias", f"bias_{i:04d}.fits", bias + rng.normal(0, 8, (CH, CW)),
+              _header("Bias Frame", 0.0, **cards))
+        write("dark", f"dark_{i:04d}.fits",
+              bias + rng.poisson(rate * 30) + rng.normal(0, 8, (CH, CW)),
+              _header("Dark Frame", 30.0, **cards))
+        write("flat", f"flat_{i:04d}.fits",
+              bias + rng.poisson(40000 * panel * response) + rng.normal(0, 8, (CH, CW)),
+              _header("Flat Frame", 1.0, FILTER="OSC", **cards))
+    for i in range(1, 3):
+        write("light", f"light_{i:04d}.fits",
+              bias + rng.poisson(sky * response + rate * 30) + rng.normal(0, 8, (CH, CW)),
+              _header("Light Frame", 30.0, FILTER="OSC", **cards))
+    sigma = ["--combine", "sigma", "--sigma-low", 3, "--sigma-high", 3, "--maxiters", 0]
+    invoke("master", *sorted((root / "bias").glob("bias_*")), "-o", root / "mbias.fits", *sigma)
+    invoke("master", *sorted((root / "dark").glob("dark_*")), "-o", root / "mdark.fits", *sigma)
+    invoke("master", *sorted((root / "flat").glob("flat_*")), "-o", root / "mflat.fits", *sigma,
+           "--precal", root / "mbias.fits")
+    log = run_siril(root, """
+cd light
+preprocess light_ -dark=../mdark -flat=../mflat -cfa -equalize_cfa
+""")
+    return root, log
+
+
+def test_colour_lights_agree_with_siril_preprocess_equalize_cfa(colour_night, tmp_path):
+    root, log = colour_night
+    flat = _read(root / "mflat.fits")
+    assert fits.getheader(root / "mflat.fits")["FLATNORM"] == "CHANNEL"
+    out = invoke("calibrate", *sorted((root / "light").glob("light_*.fits")), "-o", tmp_path,
+                 "--dark", root / "mdark.fits", "--flat", root / "mflat.fits")
+    assert "2 calibrated" in out
+    level = _central_third_mean(flat)
+    dark = _read(root / "mdark.fits")
+    med = np.median(dark)
+    sigma = 1.4826 * np.median(np.abs(dark - med))
+    skip = np.abs(dark - med) > 3 * sigma
+    for i in range(1, 3):
+        with fits.open(tmp_path / f"light_{i:04d}_cal.fits") as hdul:
+            ours, header = hdul[0].data.astype(np.float64), hdul[0].header
+            if "FLAGS" in hdul:
+                skip = skip | (hdul["FLAGS"].data != 0)
+        assert ours.shape == (CH, CW)                # undebayered, CFA keywords kept
+        assert (header["BAYERPAT"], header["XBAYROFF"], header["YBAYROFF"]) == ("RGGB", 0, 0)
+        theirs = _read(root / "light" / f"pp_light_{i:04d}.fits") * UNIT
+        assert theirs.shape == (CH, CW)              # Siril's too: one CFA plane
+        assert (~skip).mean() > 0.99
+        for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            keep = ~skip[dy::2, dx::2]
+            ratio = (theirs[dy::2, dx::2] / ours[dy::2, dx::2])[keep] / level
+            rel = np.abs(ratio - 1)
+            print(f"light {i}, CFA ({dx}, {dy}): Siril / indical / central third - 1: median "
+                  f"{np.median(rel):.1e}, max {rel.max():.1e}")
+            assert np.median(rel) <= 1e-4 and rel.max() <= 1e-3
