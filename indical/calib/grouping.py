@@ -87,6 +87,8 @@ class ConfigKey:
             parts.append(f"o{c.offset:g}")
         if c.width is not None:
             parts.append(c.size)
+        if c.bayer_pattern:   # colour: the pattern at pixel (0, 0), so two phases never collide
+            parts.append(safe_name(c.bayer_pattern))
         return "_".join(parts)
 
 

@@ -85,8 +85,10 @@ def test_mono_flats_take_one_factor_and_mixed_phases_are_refused(tmp_path):
         build_master(MasterSpec(paths=same + shifted, frame_type=FrameType.FLAT))
 
 
-def _library_with_masters(root: Path, sensor, policy: AutoBuildPolicy) -> CalibrationLibrary:
-    """Flats, dark flats and darks of the lights' exposure, ingested and built by the library."""
+def _library_with_masters(root: Path, sensor, policy: AutoBuildPolicy,
+                          target=None) -> CalibrationLibrary:
+    """Flats, dark flats and darks of the lights' exposure, ingested and built by the library
+    (`target`: its database, default an SQLite file under root/lib)."""
     raw = root / "raw"
     rng = np.random.default_rng(3)
     zero = np.zeros(sensor.shape)
@@ -94,7 +96,7 @@ def _library_with_masters(root: Path, sensor, policy: AutoBuildPolicy) -> Calibr
     for i in range(5):
         sensor.write(raw / "darkflats", f"df_{i}.fits", FrameType.DARKFLAT, 1.0, zero, rng, i)
         sensor.write(raw / "darks", f"dark_{i}.fits", FrameType.DARK, LIGHT_S, zero, rng, i)
-    lib = CalibrationLibrary(root / "lib" / "library.sqlite")
+    lib = CalibrationLibrary(target or root / "lib" / "library.sqlite", root=root / "lib")
     lib.ingest([raw])
     for group in due_groups(lib, policy):
         build_group(lib, group, policy)
@@ -112,8 +114,8 @@ def _blocks(plane: np.ndarray, size: int = 8) -> np.ndarray:
     return plane[:h, :w].reshape(h // size, size, w // size, size).mean(axis=(1, 3))
 
 
-def _calibrate(root: Path, sensor, policy: AutoBuildPolicy, **options):
-    lib = _library_with_masters(root, sensor, policy)
+def _calibrate(root: Path, sensor, policy: AutoBuildPolicy, target=None, **options):
+    lib = _library_with_masters(root, sensor, policy, target)
     lights = _lights(sensor, root / "night")
     store = StatusStore(lib.db_path)
     try:
@@ -125,9 +127,12 @@ def _calibrate(root: Path, sensor, policy: AutoBuildPolicy, **options):
 
 @pytest.mark.parametrize("bayerpat, offsets, pattern", [("RGGB", (0, 0), "RGGB"),
                                                         ("RGGB", (1, 0), "GRBG")])
-def test_calibrated_colour_lights_are_flat_in_every_channel(tmp_path, bayerpat, offsets, pattern):
+def test_calibrated_colour_lights_are_flat_in_every_channel(tmp_path, library_target, bayerpat,
+                                                           offsets, pattern):
+    """On both library backends (the pattern goes through the masters' rows)."""
     sensor = make_sensor(pattern, bayerpat=bayerpat, offsets=offsets)
-    lib, lights, summary = _calibrate(tmp_path, sensor, AutoBuildPolicy(min_frames_for_master=3))
+    lib, lights, summary = _calibrate(tmp_path, sensor, AutoBuildPolicy(min_frames_for_master=3),
+                                      library_target)
     with lib:
         flats = [m for m in lib.masters() if m.frame_type is FrameType.FLAT]
         assert [m.config.bayer_pattern for m in flats] == [pattern]
@@ -310,3 +315,21 @@ def test_given_masters_of_another_pattern_or_phase_are_refused(tmp_path):
     r = invoke("calibrate", light, "-o", tmp_path / "out", "--dark", masters["dark_mono"],
                "--flat", masters["flat_colour"], "--allow-mismatch")
     assert r.exit_code == 0 and "1 calibrated" in r.output, r.output
+
+
+def test_colour_frames_group_apart_by_phase_and_name_their_pattern(tmp_path):
+    """`indical master --group`: flats of two phases are two groups whose masters get two names
+    (the label carries the pattern at pixel 0,0)."""
+    from indical.calib.grouping import GroupingOptions, group_frames
+    from indical.calib.ingest import ingest_paths
+
+    sensor = make_sensor("RGGB")
+    paths = _flats(sensor, tmp_path / "a", 3) + _flats(sensor, tmp_path / "b", 3,
+                                                       bayer_offset_x=1)
+    paths += _flats(sensor, tmp_path / "c", 3, bayer_pattern=None)
+    groups, _ = group_frames(ingest_paths(paths).records,
+                             GroupingOptions.parse("size,filter", min_group=3))
+    labels = sorted(g.label() for g in groups)
+    assert len(labels) == 3 == len(set(labels))
+    patterns = [{"RGGB", "GRBG"} & set(label.split("_")) for label in labels]
+    assert sorted(map(sorted, patterns)) == [[], ["GRBG"], ["RGGB"]]
