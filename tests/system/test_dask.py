@@ -126,8 +126,8 @@ def _same_flat_pixels(a: Path, b: Path) -> None:
 
 
 def test_worker_killed_mid_run_changes_nothing(cluster, tmp_path):
-    """SIGKILL to one worker's process while lights are being calibrated: Dask runs its tasks
-    on the other worker; every output is complete and the same as the local run's, and no
+    """SIGKILL to one worker's process while it reads a light (inside a task), once a few lights
+    are done: Dask runs its tasks on the other worker; every output is complete and the same as the local run's, and no
     temporary file is left behind."""
     root = tmp_path / "frames"
     write_frames(root, lights=30, shape=(700, 1000), raw=3)
@@ -146,8 +146,8 @@ def test_worker_killed_mid_run_changes_nothing(cluster, tmp_path):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no outputs after 120 s"
             time.sleep(0.02)
+        _kill_when_reading(victim, root / "lights", proc)   # inside a light's task
         written_before = len(list(out.glob("*_cal.fits")))
-        os.kill(victim.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
@@ -174,3 +174,48 @@ def test_unreachable_scheduler_is_named(frames, tmp_path):
     assert run.returncode != 0
     assert address in run.stderr and "can't reach the Dask scheduler" in run.stderr, run.stderr
     assert not list(tmp_path.glob("out/*"))
+
+
+def _kill_when_reading(victim, folder: Path, proc: subprocess.Popen, timeout_s: float = 120):
+    """SIGKILL `victim` as soon as it has a file of `folder` open (it is inside a task)."""
+    import psutil
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before the worker read anything"
+        try:
+            if any(Path(f.path).parent == folder for f in victim.open_files()):
+                os.kill(victim.pid, signal.SIGKILL)
+                return
+        except psutil.NoSuchProcess:
+            raise AssertionError("the worker ended by itself") from None
+        time.sleep(0.005)
+    raise AssertionError(f"the worker opened nothing in {folder} in {timeout_s:g} s")
+
+
+def test_worker_killed_while_building_masters_changes_nothing(cluster, tmp_path):
+    """SIGKILL to a worker while it reads frames for a master (a survey or a band): the masters
+    are the local run's, whole, and no temporary file is left."""
+    root = tmp_path / "frames"
+    write_frames(root, lights=0, shape=(600, 800), raw=7)
+    for name in ("local", "dask"):
+        (tmp_path / name).mkdir()
+    indical("master", str(root / "raw"), "--group", "size,filter,exposure", "--out-dir",
+            str(tmp_path / "local"))
+    victim = cluster.worker_process(1)
+    proc = subprocess.Popen([*INDICAL, "master", str(root / "raw"), "--group",
+                             "size,filter,exposure", "--out-dir", str(tmp_path / "dask"),
+                             "--scheduler", cluster.address, "--rows-per-task", "40"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        _kill_when_reading(victim, root / "raw", proc)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert stdout.count("wrote ") == 3
+    assert not victim.is_running()
+    _same_files(tmp_path / "local", tmp_path / "dask", "DATE", expected=3)
+    assert temporaries(tmp_path / "dask") == []
