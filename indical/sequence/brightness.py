@@ -282,23 +282,53 @@ def _scaled(o: Observation, exposure_s: float) -> Observation:
                        o.brightness)
 
 
-#: How much shorter than the search exposure a saturated first frame's step is measured again
-#: (down to the floor).
+#: How much shorter than the search exposure a saturated first frame is followed up (down to
+#: the floor).
 SHORT_FACTOR = 20.0
 
+#: Where, as a fraction of the way up from the range's bottom to a saturated first step, that
+#: short frame is taken.
+SHORT_STEP = 0.5
 
-def _short_probe(raw: list[Observation], exposure_s: float,
+#: A saturated first step with fewer steps than this below it is measured short itself: half
+#: of it would land in the dark range of most coarse panels.
+COARSE_STEPS = 8
+
+
+def _short_probe(raw: list[Observation], exposure_s: float, steps: Steps,
                  limits: ExposureLimits) -> Measure | None:
-    """A first frame that saturated: its step again at a short exposure. In band, that is the
-    first flat; lit, the level says whether an exposure within the limits will do (one more
-    frame); still too bright, the search goes on as from a saturated frame."""
-    if len(raw) != 1 or not raw[0].saturated:
+    """A first frame that saturated: half its step at a short exposure. A step a few times too
+    bright at the search exposure still gives light at half of it, and its level says which
+    exposure within the limits will do (one more frame); a panel far too bright saturates
+    there too, and its flat sits at the dark range's edge, below half the step, which the
+    search then has a bracket half as wide to find (measuring the same step short, as before,
+    told only that it was too bright)."""
+    if len(raw) != 1 or not raw[0].saturated or raw[0].brightness is None:
         return None
     short_s = limits.clamp(max(limits.min_exposure_s, exposure_s / SHORT_FACTOR))
     if short_s >= raw[0].exposure_s:
         return None
-    return Measure(short_s, raw[0].brightness,
-                   why="saturated: the same step at a short exposure gives its level")
+    b = steps.snap(steps.minimum + SHORT_STEP * (raw[0].brightness - steps.minimum))
+    if raw[0].brightness - steps.minimum < COARSE_STEPS * steps.step:
+        b = raw[0].brightness       # few steps below it: the same step, short
+    return Measure(short_s, b, why="saturated: half the step at a short exposure gives a level")
+
+
+def _edge_probe(raw: list[Observation], lo: Observation | None, hi: Observation | None,
+                dark_adu: float, steps: Steps, limits: ExposureLimits) -> Measure | None:
+    """A panel already measured short (its first step saturated) that is dark at one step and
+    saturated at the search exposure at a brighter one, never measured short there: halfway
+    between them at the shortest exposure. The flat sits near the dark range's edge; trying
+    the saturated step short first (the rule below) costs a frame that only says whether it is
+    too bright there as well."""
+    shortest = limits.min_exposure_s * (1 + 1e-6)
+    if lo is None or hi is None or not hi.saturated or lo.level_adu >= dark_adu \
+            or hi.brightness - lo.brightness <= 2 * steps.step \
+            or not any(o.exposure_s <= shortest for o in raw) \
+            or any(o.brightness == hi.brightness and o.exposure_s <= shortest for o in raw):
+        return None
+    return Measure(limits.min_exposure_s, steps.snap((lo.brightness + hi.brightness) / 2),
+                   why="between a dark step and one too bright, at the shortest exposure")
 
 
 def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: ExposureLimits,
@@ -323,7 +353,7 @@ def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: 
     raw = observations
     observations = consistent([_scaled(o, exposure_s) for o in observations], floor)
     if window is not None and taken < limits.max_exposures:
-        short = _short_probe(raw, exposure_s, limits)
+        short = _short_probe(raw, exposure_s, steps, limits)
         if short is not None:
             return short
         trim = window_trim(observations, band, window, limits)
@@ -355,6 +385,9 @@ def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: 
                       f"{last.level_adu:.0f} ADU at brightness {last.brightness})")
     if end is not None:
         return end
+    edge = _edge_probe(raw, lo, hi, floor, steps, limits) if window is not None else None
+    if edge is not None:
+        return edge
     if lo is not None and hi is not None and lo.level_adu < floor:
         # Below is the panel's dead zone: hunting for its edge wastes frames; trim the exposure
         # at the too-bright step if that can work.
@@ -391,8 +424,11 @@ def next_brightness(band: Band | None, steps: Steps, exposure_s: float, limits: 
         guess = -math.inf    # nothing lit to scale from: bisect below
     # safeguards: strictly inside the bracket, and halve it at least every two frames
     below_dark = lo is not None and lo.level_adu < floor
-    mid = (low_b + high_b) / 2 if hi is None or not hi.saturated or below_dark \
-        else low_b + (high_b - low_b) / 4
+    # a step saturated at the search exposure may need a much dimmer one: try a quarter of the
+    # way up; at the shortest exposure with nothing lit yet, the search is for the dark range's
+    # edge (the panel's least light is the flat), which halving the bracket pins fastest
+    quarter = hi is not None and hi.saturated and not below_dark and not (floored and not lit)
+    mid = low_b + (high_b - low_b) / (4 if quarter else 2)
     snapped = steps.snap(guess) if math.isfinite(guess) else guess
     if guess >= high_b and hi is None:
         guess, why = steps.maximum, "range end"   # the model says brighter than any step: check the top

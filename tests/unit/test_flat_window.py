@@ -154,8 +154,9 @@ def search(curve, steps, flux_at_max, window):
             continue
         if not isinstance(d, Trim):
             return d, len(frames), first_in_reach
-        seed = [o for o in obs if o.brightness == d.brightness] + [shoot(d.brightness,
-                                                                         d.exposure_s)]
+        seed = [o for o in obs if o.brightness == d.brightness]
+        if not any(o.exposure_s == d.exposure_s for o in seed):    # as find_settings does
+            seed.append(shoot(d.brightness, d.exposure_s))
         while True:
             lim = ExposureLimits(LIMITS.min_exposure_s, LIMITS.max_exposure_s,
                                  LIMITS.max_exposures - len(frames) + len(seed))
@@ -193,13 +194,17 @@ def test_families_reach_the_band_one_frame_after_a_frame_within_reach(shape, ste
             assert n <= first + 1, (ratio, n, first)
 
 
-def test_a_saturated_first_frame_is_measured_again_short():
-    """The same step 20x shorter: in band it is the first flat, lit it is trimmed within the
+def test_a_saturated_first_frame_is_followed_by_half_its_step_short():
+    """Half the step, 20x shorter: in band it is the first flat, lit it is trimmed within the
     rig's limits, still too bright it counts as saturated (a bound) for the search."""
     window = ExposureWindow(0.5, 2.0)
     sat = Observation(1.0, FULL, True, 50)
     d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, [sat], window=window)
-    assert isinstance(d, Measure) and d.brightness == 50 and d.exposure_s == pytest.approx(0.05)
+    assert isinstance(d, Measure) and d.brightness == 25 and d.exposure_s == pytest.approx(0.05)
+    # half of the way up from the range's bottom, on the panel's own steps
+    d = next_brightness(BAND, Steps(10, 250, 10), 1.0, LIMITS,
+                        [Observation(1.0, FULL, True, 130)], window=window)
+    assert isinstance(d, Measure) and d.brightness == 70 and d.exposure_s == pytest.approx(0.05)
     # only the first frame: later saturated frames are bisected as before
     later = [Observation(1.0, 100.0, False, 10), sat]
     d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, later, window=window)
@@ -208,17 +213,62 @@ def test_a_saturated_first_frame_is_measured_again_short():
     assert next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, [sat]).exposure_s == 1.0
     d = next_brightness(BAND, Steps(0, 100), 0.05, LIMITS,
                         [Observation(0.05, FULL, True, 50)], window=window)
-    assert not (isinstance(d, Measure) and d.brightness == 50)
+    assert isinstance(d, Measure) and "half the step" not in d.why
     # lit at 0.05 s: trimmed at once within the rig's limits (0.1 s here)
-    short = Observation(0.05, 15000.0, False, 50)
+    short = Observation(0.05, 15000.0, False, 25)
     d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, [sat, short], window=window)
-    assert isinstance(d, Trim) and d.brightness == 50 and d.exposure_s == pytest.approx(0.1)
+    assert isinstance(d, Trim) and d.brightness == 25 and d.exposure_s == pytest.approx(0.1)
     # too bright even at 0.05 s, the floor here: see the next test; above the floor, a
     # saturated bound, and the search goes dimmer at the search exposure
-    clipped = Observation(0.05, FULL, True, 50)
+    clipped = Observation(0.05, FULL, True, 25)
     d = next_brightness(BAND, Steps(0, 100), 1.0, ExposureLimits(0.01, 10.0), [sat, clipped],
                         window=window)
-    assert isinstance(d, Measure) and d.brightness < 50 and d.exposure_s == 1.0
+    assert isinstance(d, Measure) and d.brightness < 25 and d.exposure_s == 1.0
+
+
+def test_dark_at_half_the_step_probes_between_at_the_shortest_exposure():
+    """Saturated at 1 s at step 50, dark at 25 short: halfway between at the floor, not step
+    50 again at the floor (which would only say it is too bright there too)."""
+    window = ExposureWindow(0.5, 2.0)
+    frames = [Observation(1.0, FULL, True, 50), Observation(0.05, 0.0, False, 25)]
+    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, frames, window=window)
+    assert isinstance(d, Measure) and d.exposure_s == pytest.approx(0.05)
+    assert d.brightness in (37, 38)
+    # the saturated step already measured at the floor: no such probe
+    frames.append(Observation(0.05, FULL, True, 50))
+    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, frames, window=window)
+    assert not (isinstance(d, Measure) and "between a dark step" in d.why)
+
+
+def test_at_the_floor_with_nothing_lit_the_bracket_is_halved():
+    """At the shortest exposure a saturated step says nothing of how much dimmer to go: the
+    bracket between a dark and a saturated step is halved; above the floor the search still
+    tries a quarter of the way up from a saturated step."""
+    at_floor_frames = [Observation(0.05, 0.0, False, 10), Observation(0.05, FULL, True, 50)]
+    d = next_brightness(BAND, Steps(0, 100), 0.05, LIMITS, at_floor_frames)
+    assert isinstance(d, Measure) and d.brightness == 30
+    d = next_brightness(BAND, Steps(0, 100), 1.0, LIMITS, [Observation(1.0, FULL, True, 40)])
+    assert isinstance(d, Measure) and d.brightness == 10
+
+
+@pytest.mark.parametrize("top", [100, 255])
+def test_a_panel_whose_only_usable_step_is_its_least_light(top):
+    """3000x the light the target needs at full brightness: every step above the dark range's
+    edge saturates even at the shortest exposure but the first, whose least light the flat
+    needs. Whatever the edge in the lowest 15 % of the range, the search finds that step and
+    trims onto the band within 7 frames (a bisection of the 25 % below the first step takes up
+    to log2 of its width, plus the first frame, the short one and the trim)."""
+    window = ExposureWindow(0.5, 2.0)
+    worst = 0
+    for edge in range(1, int(0.15 * top) + 1):
+        f_min = 0.5 * BAND.target_adu / (3000 * BAND.target_adu) / LIMITS.min_exposure_s
+
+        def curve(b, edge=edge, f_min=f_min):
+            return 0.0 if b <= edge else (f_min if b == edge + 1 else 0.05 + b / top)
+        d, n, _ = search(curve, Steps(0, top), 3000 * BAND.target_adu, window)
+        assert isinstance(d, Accept), (edge, d)
+        worst = max(worst, n)
+    assert worst <= (7 if top == 100 else 8)
 
 
 def test_a_step_too_bright_at_the_floor_hands_over_to_the_search_there():
