@@ -20,8 +20,8 @@ from indical.sequence import Target
 
 TWILIGHT = "next"               # "dusk", "dawn" or "next" (whichever comes first)
 FILTERS = None                  # None: every filter in the wheel; or a list like ["Ha", "R", "L"]
-                                # (ordered by sensitivity: on the first run from the names,
-                                # later from what the frames measured)
+                                # (ordered by sensitivity: on the first run from one short
+                                # probe per filter, later from what the frames measured)
 FLATS_PER_FILTER = 15
 TARGET = Target.fraction(0.4, tolerance=0.1)   # 40 % of full scale +/- 10 % of that
 SUN_BRIGHTEST_DEG = -2.0        # flats while the sun is between these altitudes

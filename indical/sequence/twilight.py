@@ -6,6 +6,7 @@ from the sky so far, keep what passes and set aside (on disk, flagged) what does
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ class TwilightOptions:
     sky_memory: Path | None = None    # learned sensitivities; default beside the trained store
     filter_order: str = "learn"       # "learn": by sensitivity (learned, else from the names),
                                       # re-chosen after each filter; "given": as listed
+    probe_filters: bool = True        # with "learn": one short frame per filter when the sky
+                                      # enters the window while a filter's sensitivity is unknown
+    probe_min_exposure_s: float = 0.05  # probes measure a level, not a flat: shorter than flats,
+                                        # long enough for the shutter's timing error (~1 %)
 
     def __post_init__(self) -> None:
         if self.twilight not in ("dusk", "dawn", "next"):
@@ -53,6 +58,9 @@ class TwilightOptions:
                              f"{self.filter_order!r}")
         if self.ramp not in RAMPS:
             raise ValueError(f"ramp must be one of {', '.join(RAMPS)}, got {self.ramp!r}")
+        if not self.probe_min_exposure_s > 0:
+            raise ValueError(f"probe_min_exposure_s must be above 0 s, got "
+                             f"{self.probe_min_exposure_s!r}")
         SunLimits(self.sun_brightest_deg, self.sun_darkest_deg)
         ExposureRange(self.min_exposure_s, self.max_exposure_s)
 
@@ -79,10 +87,14 @@ class TwilightFrame:
 
 @dataclass
 class TwilightResult:
+    """What a run took: `frames` the exposures aimed at the target (flats kept or set aside),
+    `probes` the short frames that only measured a filter's sky rate (never flats)."""
+
     twilight: Twilight | None = None
     window: SunWindow | None = None
     frames: list[TwilightFrame] = field(default_factory=list)
     stopped: dict[str, str] = field(default_factory=dict)
+    probes: list[TwilightFrame] = field(default_factory=list)
 
     def accepted(self, filter: str | None = ...) -> int:  # type: ignore[assignment]
         return sum(1 for f in self.frames if f.accepted and (filter is ... or f.filter == filter))
@@ -251,10 +263,25 @@ def take_twilight_flats(obs: Session, filters: list[str | None], *, count: int,
     names = {(f or ""): f for f in filters}
     remaining = list(names)
     pointing = _Pointing(obs, site, options)
+    tonight: dict[str, float] | None = None
     try:
+        if learn and options.probe_filters and len(names) > 1 \
+                and any(n not in ramp.known.ratios for n in names):
+            tonight = {}
         while remaining:
+            if tonight is not None:
+                # probe the filters no probe has measured yet (at first all; later those whose
+                # probe saturated, which the changing sky may now let a probe measure)
+                unmeasured = [n for n in remaining if n not in ramp.probed]
+                if unmeasured:
+                    tonight.update(_probe_pass(obs, {n: names[n] for n in unmeasured},
+                                               ramp=ramp, band_target=band.target_adu,
+                                               channel=target.channel, pointing=pointing,
+                                               result=result, memory=memory, key=key,
+                                               shortest_s=options.probe_min_exposure_s))
             # chosen again after each filter: its frames may have changed what is known
-            n = order_filters(remaining, ramp.known, twilight)[0] if learn else remaining[0]
+            n = order_filters(remaining, ramp.known, twilight, tonight=tonight)[0] if learn \
+                else remaining[0]
             remaining.remove(n)
             _one_filter(obs, names[n], count=count, ramp=ramp, target=target, band=band,
                         bias=bias, options=options, pointing=pointing, result=result,
@@ -262,6 +289,68 @@ def take_twilight_flats(obs: Session, filters: list[str | None], *, count: int,
     finally:
         pointing.finish()
     return result
+
+
+def _probe_pass(obs: Session, names: dict[str, str | None], *, ramp: TwilightRamp,
+                band_target: float, channel: str, pointing: _Pointing,
+                result: TwilightResult, memory: SkyMemory, key: str,
+                shortest_s: float) -> dict[str, float]:
+    """One short frame per filter as the sky enters the window, to order the filters by what
+    they measure when some sensitivity is unknown (a first night, names like "Slot 5"). The
+    frames only measure the sky rate: they may be shorter than flats (down to `shortest_s`),
+    and are never kept. Returns tonight's level (or saturated bound) per filter."""
+    shortest = max(obs.camera.info().min_exposure_s, shortest_s)
+    told: str | None = None
+    for n, name in names.items():
+        obs.select_filter(name)
+        while True:
+            now = to_unix(obs.clock.now())
+            action = ramp.probe(n, now, shortest)
+            if isinstance(action, Wait):
+                if action.why != told:
+                    told = action.why
+                    obs.say(f"filter probes: {action.why}; expect to start at "
+                            f"{from_unix(action.until_unix):%H:%M:%S} UTC")
+                obs.clock.sleep(max(1.0, min(action.until_unix - now, 600.0)))
+                continue
+            if isinstance(action, Stop):
+                obs.say(f"filter probes: {action.why}")
+                return ramp.probe_order(list(names))
+            if not pointing.started:
+                pointing.start(now)
+                continue
+            break
+        assert isinstance(action, Expose)
+        _probe_frame(obs, n, name, action.exposure_s, now, ramp=ramp, band_target=band_target,
+                     channel=channel, result=result, why="for the order")
+        memory.save(key, ramp.known)
+    order = ramp.probe_order(list(names))
+    obs.say("filter probes: " + ", ".join(f"{n or 'the one filter'} {math.exp(v):.3g}"
+                                          for n, v in sorted(order.items(), key=lambda x: x[1]))
+            + " (sky rate, ADU/s at -5 deg)")
+    return order
+
+
+def _probe_frame(obs: Session, n: str, name: str | None, exposure_s: float, decided: float, *,
+                 ramp: TwilightRamp, band_target: float, channel: str, result: TwilightResult,
+                 why: str) -> None:
+    """Take one probe: a frame that only measures the filter's sky rate, logged as a search
+    frame and listed in `result.probes`, never kept."""
+    frame = obs.expose(exposure_s, FrameType.FLAT)
+    start = to_unix(frame.meta.start) if frame.meta.start else decided
+    alt = float(ramp.path.altitude(start + exposure_s / 2))
+    frame = frame.with_meta(sun_altitude_deg=round(alt, 3), flat_source="SKY")
+    level = obs.measure(frame, channel)
+    ramp.record(n, decided_unix=decided, start_unix=start, exposure_s=exposure_s,
+                level_adu=level.level_adu, level_usable=not level.saturated,
+                saturated=level.saturated, probe=True)
+    what = "saturated" if level.saturated else f"{level.level_adu:.0f} ADU"
+    obs.record("search", frame, level=level.level_adu, target=band_target, accepted=False,
+               reason=f"filter probe: {what} at {exposure_s:g} s, the filter's sky rate {why}",
+               sun_alt=round(alt, 3))
+    result.probes.append(TwilightFrame(name, start, exposure_s, alt, level.level_adu,
+                                       ramp.target.target_adu, ramp.target.tolerance, False,
+                                       "filter probe", None))
 
 
 def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRamp,
@@ -303,6 +392,14 @@ def _one_filter(obs: Session, name: str | None, *, count: int, ramp: TwilightRam
                 pointing.start(now)
                 now = to_unix(obs.clock.now())   # the slew took time: decide again
                 continue
+            if ramp.stale_probe(rkey, now):
+                probe = ramp.probe(rkey, now, max(obs.camera.info().min_exposure_s,
+                                                  options.probe_min_exposure_s))
+                if isinstance(probe, Expose):
+                    _probe_frame(obs, rkey, name, probe.exposure_s, now, ramp=ramp,
+                                 band_target=band.target_adu, channel=target.channel,
+                                 result=result, why="before its first flat")
+                    continue
             level = _expose_one(obs, name, action, now, ramp=ramp, target=target, band=band,
                                 bias=bias, options=options, reference=reference, kept=kept,
                                 result=result)

@@ -274,13 +274,19 @@ def first_fit_time(log_rate: Callable[[float], float], from_unix: float, until_u
 
 
 def order_filters(filters: Sequence[str], known: Sensitivities, twilight: Twilight,
-                  use_names: bool = True) -> list[str]:
+                  use_names: bool = True, tonight: Mapping[str, float] | None = None
+                  ) -> list[str]:
     """Least sensitive filter first at dusk (it needs the brightest sky), most sensitive first at
-    dawn. Sensitivities learned from frames come first; a filter not yet measured is placed by
-    what its name says (`filter_prior`, unless `use_names` is off); one of unknown sensitivity
-    and name counts as the median of the others; with nothing known the given order stays."""
-    levels = ordering_levels(filters, known.ratios) if use_names else \
-        {f: known.ratios[f] for f in filters if f in known.ratios}
+    dawn. `tonight`, levels a probe pass measured this run (one scale), decides alone when
+    given; else sensitivities learned from frames come first; a filter not yet measured is
+    placed by what its name says (`filter_prior`, unless `use_names` is off); one of unknown
+    sensitivity and name counts as the median of the others; with nothing known the given
+    order stays."""
+    if tonight:
+        levels = {f: tonight[f] for f in filters if f in tonight}
+    else:
+        levels = ordering_levels(filters, known.ratios) if use_names else \
+            {f: known.ratios[f] for f in filters if f in known.ratios}
     if not levels and not known.ratios:
         return list(filters)
     fill = float(np.median(list(levels.values()) or list(known.ratios.values())))

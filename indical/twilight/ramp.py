@@ -18,6 +18,11 @@ from indical.twilight.filter_prior import prior_log_sensitivity
 from indical.twilight.window import SunLimits, SunPath, SunState, Twilight, sun_state, sun_window
 
 
+#: How far the sun may move (deg) between a filter's probe and its first flat before the
+#: filter is probed again.
+REPROBE_DEG = 0.5
+
+
 @dataclass(frozen=True)
 class Expose:
     exposure_s: float
@@ -58,6 +63,9 @@ class TwilightRamp:
     leads_s: list[float] = field(default_factory=list)       # decision -> exposure start
     opens_unix: float | None = None   # when this twilight's window opens (None: from the sun now)
     use_names: bool = True            # a filter's name as a prior for its sensitivity
+    probed: set[str] = field(default_factory=set)   # filters a probe measured (not saturated)
+    probe_alt: dict[str, float] = field(default_factory=dict)  # where a filter's newest
+    #                                         measurement, a probe, was taken (sun altitude)
 
     def __post_init__(self) -> None:
         # the slope learned in earlier runs is tonight's prior (Patat's shape when none)
@@ -151,12 +159,69 @@ class TwilightRamp:
                     f"sky {plan.verdict.value} for {self.exposure.min_s:g}-"
                     f"{self.exposure.max_s:g} s" + ("" if measured else " (saturated so far)"))
 
+    def probe(self, filter_name: str, now_unix: float, shortest_s: float) -> Action:
+        """One short frame that only measures a filter's sky rate (the first night's pass over
+        filters of unknown sensitivity, as the sky enters the window): Wait before the window,
+        Stop after it, else an exposure from `shortest_s` (the camera's) up to the range's
+        longest, aimed at a tenth of the target for a filter as sensitive as the most
+        sensitive measured tonight, so filters from 25x more to 100x less sensitive read a
+        level. With nothing measured: `shortest_s` at dusk (the brightest sky), the range's
+        shortest at dawn."""
+        alt = float(self.path.altitude(now_unix))
+        if self.opens_unix is not None and now_unix < self.opens_unix:
+            return Wait(self.opens_unix, f"waiting for the sun to reach "
+                        f"{self.limits.entry_deg(self.twilight):g} deg")
+        state = sun_state(self.limits, self.twilight, alt)
+        if state is SunState.AFTER:
+            return Stop(f"the sun is at {alt:.1f} deg, past the "
+                        f"{self.limits.exit_deg(self.twilight):g} deg limit")
+        if state is SunState.BEFORE:
+            window = sun_window(self.path, self.limits, self.twilight, now_unix)
+            if window.opens_unix is None:
+                return Stop(f"the sun does not reach {self.limits.entry_deg(self.twilight):g} "
+                            "deg in this twilight")
+            return Wait(window.opens_unix, f"waiting for the sun to reach "
+                        f"{self.limits.entry_deg(self.twilight):g} deg")
+        model = self.model(now_unix)
+        brightest = None
+        if model is not None:
+            h = float(prior_shape(alt))
+            brightest = max(lv + model.slope * h for lv in model.levels.values())
+        for f, bound in self.bounds.items():
+            if f != filter_name:
+                b = bound + self.known.sky_slope * float(prior_shape(alt))
+                brightest = b if brightest is None else max(brightest, b)
+        if brightest is None:
+            exposure_s = shortest_s if self.twilight is Twilight.DUSK else self.exposure.min_s
+        else:
+            exposure_s = 0.1 * self.target.target_adu / math.exp(brightest)
+        return Expose(min(max(exposure_s, shortest_s), self.exposure.max_s), None)
+
+    def stale_probe(self, filter_name: str, now_unix: float) -> bool:
+        """Whether the filter's only measurement tonight is a probe taken more than
+        REPROBE_DEG of sun altitude ago: filters fade at slightly different rates (the sky's
+        colour changes), so one frame early in the window mispredicts a filter's first flat
+        much later by 15-25 %; a fresh probe before it costs a short frame."""
+        alt = self.probe_alt.get(filter_name)
+        return alt is not None and abs(float(self.path.altitude(now_unix)) - alt) > REPROBE_DEG
+
+    def probe_order(self, filters: list[str]) -> dict[str, float]:
+        """Tonight's levels for ordering after a probe pass: fitted where a probe read a level,
+        else a saturated probe's lower bound (the filter is at least that sensitive)."""
+        model = self.model(max((s.mid_unix for s in self.samples), default=0.0))
+        out = dict(model.levels) if model is not None else {}
+        for f in filters:
+            if f not in out and f in self.bounds:
+                out[f] = self.bounds[f]
+        return {f: out[f] for f in filters if f in out}
+
     # -- learning --
     def record(self, filter_name: str, *, decided_unix: float, start_unix: float,
                exposure_s: float, level_adu: float, level_usable: bool,
-               saturated: bool) -> RateSample | None:
+               saturated: bool, probe: bool = False) -> RateSample | None:
         """Learn from a frame: the delay before it started, and its sky rate at mid-exposure
-        (or, for a saturated frame, a lower bound on the sky)."""
+        (or, for a saturated frame, a lower bound on the sky). `probe`: a frame that only
+        measured the filter's rate (see `probe`)."""
         self.leads_s.append(max(0.0, start_unix - decided_unix))
         mid = start_unix + exposure_s / 2
         alt = float(self.path.altitude(mid))
@@ -168,6 +233,7 @@ class TwilightRamp:
             bound = saturated_bound_level(clip, exposure_s, alt, model.slope if model else 1.0) \
                 + math.log(clip / self.target.target_adu)
             self.bounds[filter_name] = max(bound, self.bounds.get(filter_name, -math.inf))
+            self.probe_alt.pop(filter_name, None)   # no fresh probe to wait for
             return None
         if not level_usable:
             return None
@@ -180,6 +246,11 @@ class TwilightRamp:
         sample = RateSample(filter_name, mid, alt, rate_at_mid(level_adu, exposure_s, k))
         self.samples.append(sample)
         self.bounds.pop(filter_name, None)
+        if probe:
+            self.probed.add(filter_name)
+            self.probe_alt[filter_name] = alt
+        else:
+            self.probe_alt.pop(filter_name, None)
         new = self.model(mid)
         if new is not None:
             self.known.learn(new)

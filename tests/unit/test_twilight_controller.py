@@ -341,3 +341,48 @@ def test_measured_start_delay_goes_into_the_prediction():
     e_prompt = prompt.decide("L", t0).exposure_s
     e_late = late.decide("L", t0).exposure_s
     assert e_late > e_prompt * 1.02      # about exp(0.004 x 8) more, less what the fit differs
+
+
+def test_tonights_probed_levels_decide_the_order_alone():
+    """Levels a probe pass measured tonight order the filters, over names and older ratios;
+    a filter the probes missed counts as the median of the others."""
+    known = Sensitivities({"Slot 1": 9.0, "Slot 2": 5.0})
+    tonight = {"Slot 1": 4.0, "Slot 2": 8.0, "Slot 3": 6.0}
+    slots = ["Slot 1", "Slot 2", "Slot 3"]
+    assert order_filters(slots, known, Twilight.DUSK, tonight=tonight) == \
+        ["Slot 1", "Slot 3", "Slot 2"]
+    assert order_filters(slots, known, Twilight.DAWN, tonight=tonight) == \
+        ["Slot 2", "Slot 3", "Slot 1"]
+    assert order_filters(slots, known, Twilight.DUSK) == ["Slot 2", "Slot 1", "Slot 3"] or \
+        order_filters(slots, known, Twilight.DUSK)[0] == "Slot 2"
+
+
+def test_probes_aim_below_the_target_and_go_stale_as_the_sun_moves():
+    """A probe waits for the window, is as short as allowed with nothing measured at dusk,
+    then aims at a tenth of the target for a filter as sensitive as the most sensitive measured;
+    a filter whose newest measurement is a probe is probed again once the sun has moved
+    REPROBE_DEG, and not after a flat."""
+    from indical.twilight.ramp import REPROBE_DEG
+    t0 = to_unix(datetime(2026, 3, 20, 16, 0, tzinfo=timezone.utc))
+    path = SunPath.compute(SITE, t0, 4 * 3600)
+    target = Band.around(25000.0)
+    ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), target, ExposureRange(1, 60))
+    wait = ramp.probe("A", t0, 0.05)
+    assert isinstance(wait, Wait)
+    t = wait.until_unix + 1
+    first = ramp.probe("A", t, 0.05)
+    assert isinstance(first, Expose) and first.exposure_s == pytest.approx(0.05)
+    ramp.record("A", decided_unix=t, start_unix=t, exposure_s=0.05, level_adu=500.0,
+                level_usable=True, saturated=False, probe=True)
+    second = ramp.probe("B", t + 3, 0.05)
+    rate = 500.0 / 0.05
+    assert isinstance(second, Expose)
+    assert second.exposure_s * rate == pytest.approx(0.1 * target.target_adu, rel=0.05)
+    assert "A" in ramp.probed and not ramp.stale_probe("A", t + 3)
+    later = t + 60
+    while abs(path.altitude(later) - path.altitude(t)) <= REPROBE_DEG:
+        later += 60
+    assert ramp.stale_probe("A", later)
+    ramp.record("A", decided_unix=later, start_unix=later, exposure_s=1.0, level_adu=25000.0,
+                level_usable=True, saturated=False)
+    assert not ramp.stale_probe("A", later + 600)

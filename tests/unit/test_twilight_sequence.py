@@ -271,3 +271,36 @@ def test_bad_settings_are_named(tmp_path):
     result = run(tmp_path, spec(), SUN_BRIGHTEST_DEG=-12.0)
     assert "darkest" in str(result.error)
     assert not list((tmp_path / "frames").rglob("flat_*.fits"))
+
+
+@pytest.mark.parametrize("twilight,start", [("dusk", "2026-03-20T17:30:00+00:00"),
+                                            ("dawn", "2026-03-21T03:30:00+00:00")])
+def test_a_first_night_probes_filters_whose_names_say_nothing(tmp_path, twilight, start):
+    """Slots named "Slot 1"-"Slot 3" (the rig's L, R and Ha: no prior from the names): one
+    short probe per filter as the sky enters the window orders them, the least sensitive first
+    at dusk and last at dawn; the probes are never flats. Without the probes the run starts
+    with the given first filter."""
+    text = RIG.format(start=start, lat=52.0, clouds=0.0, trails=0.0, mount="").replace(
+        'names = ["L", "R", "Ha"]', 'names = ["Slot 1", "Slot 2", "Slot 3"]')
+    slots = ["Slot 1", "Slot 2", "Slot 3"]
+    orders = {}
+    for probe in (True, False):
+        with open_rig(parse_rig(text, "test rig")) as rig:
+            obs = Session(rig, FitsFolderSink(tmp_path / f"frames-{probe}", longitude_deg=5.0),
+                          ExposureLog(None))
+            result = take_twilight_flats(
+                obs, list(slots), count=3, target=Target.fraction(0.4, 0.1),
+                options=TwilightOptions(twilight=twilight, bias_adu=500.0,
+                                        sky_memory=tmp_path / f"sky-{probe}.json",
+                                        probe_filters=probe))
+        orders[probe] = list(dict.fromkeys(f.filter for f in result.frames))
+        if probe:
+            assert len(result.probes) >= 3
+            assert {p.filter for p in result.probes} == set(slots)
+            assert not any(p.accepted for p in result.probes)
+            assert result.accepted() == 9
+            assert sum(f.in_band for f in result.frames) / len(result.frames) >= 0.9
+        else:
+            assert not result.probes
+    assert orders[True] == (slots[::-1] if twilight == "dusk" else slots)
+    assert orders[False][0] == "Slot 1"      # the given order's first, whatever the twilight
