@@ -273,12 +273,27 @@ def take_twilight_flats(obs: Session, filters: list[str | None], *, count: int,
                 # probe the filters no probe has measured yet (at first all; later those whose
                 # probe saturated, which the changing sky may now let a probe measure)
                 unmeasured = [n for n in remaining if n not in ramp.probed]
-                if unmeasured:
+                while unmeasured:
                     tonight.update(_probe_pass(obs, {n: names[n] for n in unmeasured},
                                                ramp=ramp, band_target=band.target_adu,
                                                channel=target.channel, pointing=pointing,
                                                result=result, memory=memory, key=key,
                                                shortest_s=options.probe_min_exposure_s))
+                    unmeasured = [n for n in remaining if n not in ramp.probed]
+                    if len(unmeasured) < len(remaining):
+                        break
+                    # every probe saturated (a dusk sky too bright even for the shortest
+                    # probe): no order yet, and no filter's flats in reach either; probe again
+                    # when the least sensitive bound says a probe would read a level
+                    shortest = max(info.min_exposure_s, options.probe_min_exposure_s)
+                    now = to_unix(obs.clock.now())
+                    ready = [t for n in unmeasured
+                             if (t := ramp.probe_ready(n, now, shortest)) is not None]
+                    if not ready:
+                        break
+                    obs.say(f"filter probes saturated: probing again at "
+                            f"{from_unix(min(ready)):%H:%M:%S} UTC")
+                    obs.clock.sleep(max(1.0, min(ready) - now))
             # chosen again after each filter: its frames may have changed what is known
             n = order_filters(remaining, ramp.known, twilight, tonight=tonight)[0] if learn \
                 else remaining[0]

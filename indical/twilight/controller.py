@@ -51,6 +51,7 @@ class RateSample:
     mid_unix: float
     sun_alt_deg: float
     rate_adu_s: float
+    probe: bool = False     # a probe's: tonight's model uses it, the ratios kept between runs not
 
 
 @dataclass(frozen=True)

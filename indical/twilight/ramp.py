@@ -197,6 +197,25 @@ class TwilightRamp:
             exposure_s = 0.1 * self.target.target_adu / math.exp(brightest)
         return Expose(min(max(exposure_s, shortest_s), self.exposure.max_s), None)
 
+    def probe_ready(self, filter_name: str, now_unix: float, shortest_s: float) -> float | None:
+        """At dusk, when a probe of `shortest_s` in a filter whose probes saturated would read
+        half the target if the sky were at its lower bound (it is brighter, so a probe then
+        still may saturate and raise the bound): the time to probe it again. None when that
+        is not before the window closes, or the filter has no bound."""
+        bound = self.bounds.get(filter_name)
+        if bound is None or self.twilight is not Twilight.DUSK:
+            return None
+        window = sun_window(self.path, self.limits, self.twilight, now_unix)
+        until = window.closes_unix if window.closes_unix is not None else self.path.end_unix
+        t = now_unix
+        while t <= until:
+            level = math.exp(bound + self.known.sky_slope
+                             * float(prior_shape(float(self.path.altitude(t))))) * shortest_s
+            if level <= 0.5 * self.target.target_adu:
+                return t
+            t += 10.0
+        return None
+
     def stale_probe(self, filter_name: str, now_unix: float) -> bool:
         """Whether the filter's only measurement tonight is a probe taken more than
         REPROBE_DEG of sun altitude ago: filters fade at slightly different rates (the sky's
@@ -243,7 +262,7 @@ class TwilightRamp:
         slope = model.slope if model else 1.0
         k = slope * (float(prior_shape(alt + 0.01)) - float(prior_shape(alt - 0.01))) / 0.02 \
             * self.path.rate_deg_per_s(mid)
-        sample = RateSample(filter_name, mid, alt, rate_at_mid(level_adu, exposure_s, k))
+        sample = RateSample(filter_name, mid, alt, rate_at_mid(level_adu, exposure_s, k), probe)
         self.samples.append(sample)
         self.bounds.pop(filter_name, None)
         if probe:
@@ -251,7 +270,10 @@ class TwilightRamp:
             self.probe_alt[filter_name] = alt
         else:
             self.probe_alt.pop(filter_name, None)
-        new = self.model(mid)
+        # ratios kept between runs come from flats alone: a probe taken early in the window,
+        # where the sky's colour differs, carried a filter's ratio 20 % off into the next run
+        new = fit_sky([s for s in self.samples if not s.probe], mid, self.fit_settings,
+                      self.prior_slope)
         if new is not None:
             self.known.learn(new)
         return sample

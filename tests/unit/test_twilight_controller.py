@@ -386,3 +386,20 @@ def test_probes_aim_below_the_target_and_go_stale_as_the_sun_moves():
     ramp.record("A", decided_unix=later, start_unix=later, exposure_s=1.0, level_adu=25000.0,
                 level_usable=True, saturated=False)
     assert not ramp.stale_probe("A", later + 600)
+
+
+def test_probes_inform_tonight_but_not_the_ratios_kept_between_runs():
+    """A probe's rate plans tonight's frames, but the ratios stored for later runs come from
+    flats alone (a probe early in the window, where the sky's colour differs, skews them)."""
+    t0 = to_unix(datetime(2026, 3, 20, 18, 5, tzinfo=timezone.utc))
+    path = SunPath.compute(SITE, t0, 3 * 3600)
+    ramp = TwilightRamp(path, Twilight.DUSK, SunLimits(), Band.around(25000.0), ExposureRange(1, 60))
+    ramp.record("A", decided_unix=t0, start_unix=t0, exposure_s=0.05, level_adu=800.0,
+                level_usable=True, saturated=False, probe=True)
+    ramp.record("B", decided_unix=t0 + 5, start_unix=t0 + 5, exposure_s=1.0, level_adu=25000.0,
+                level_usable=True, saturated=False)
+    assert "A" in ramp.model(t0 + 10).levels and "A" not in ramp.known.ratios
+    assert "B" in ramp.known.ratios
+    ramp.record("A", decided_unix=t0 + 10, start_unix=t0 + 10, exposure_s=1.0,
+                level_adu=16000.0, level_usable=True, saturated=False)
+    assert "A" in ramp.known.ratios
