@@ -15,16 +15,19 @@ pays for first-night probing. 20 flats per filter are asked for (the needs-drive
 second grid runs at 52 deg with a sky fading 15 % slower and faster than Patat's (the prior's)
 twilight. A last section takes one filter with no count limit, until the sun's limit ends the
 run. A first-run grid then starts with nothing learned, filters given in the order B, V, R,
-OIII (OIII 25 times less sensitive than R), 10 flats each, with the filters ordered by their
-names (indical) against the given order (the baseline); per twilight it reports the flats kept
-against the most that fit in the sun window with the exposures used and the measured overhead
-between frames. Exits non-zero when the predictive ramp misses 99 % in band, keeps fewer flats
-than a baseline in the main grid, or a first run fills less than 90 % of what fits.
+OIII (OIII 25 times less sensitive than R), 10 flats each: indical ordering them (one short
+probe per filter as the sky enters the window) under those names and under names that say
+nothing ("Slot 1"-"Slot 4"), against the given order (the baseline); per twilight it reports
+the flats kept against the most that fit in the sun window with the exposures used and the
+measured overhead between frames, the aimed frames in band and the probes (which are not
+flats). Exits non-zero when the predictive ramp misses 99 % in band, keeps fewer flats than a
+baseline in the main grid, or a first run fills less than 90 % of what fits or has less than
+99 % of its aimed frames in band.
 
-On the simulated clock (speed 0) each twilight takes a few seconds of wall time (the main grid
-took about 5 minutes on a shared 2-core machine before the first-run grid was added). --quick
-runs latitude 52 at the equinox only; --quick --first-run-full took 12.5 minutes (751 s) on
-2026-12-02 on a machine loaded ten times over by other work.
+On the simulated clock (speed 0) each twilight takes a few seconds of wall time. The whole
+run (main grid, capacity and the first-run grid at every latitude) took 11 minutes (652 s) on
+2026-12-02 on a shared 2-core machine under load; --quick (latitude 52 at the equinox only)
+about 2 minutes.
 Run: .venv/bin/python benchmarks/bench_twilight.py [--quick] [--first-run-full]"""
 
 from __future__ import annotations
