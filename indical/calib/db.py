@@ -21,7 +21,8 @@ Tables (see docs/decisions/015-library-schema.md):
   temperature, `group_key` (JSON of the configuration that defines "the same master"), method and
   parameters (JSON), precalibration used and why (`precal_reason`), what lit a flat
   (`flat_source`: PANEL or SKY), the Bayer pattern at its pixel (0, 0) (`bayer_pattern`, offsets
-  applied; NULL: mono; filled from the source frames for masters older than the column),
+  applied; NULL: mono; filled from the source frames for masters older than the column,
+  from their own file for imported ones, and written into their group keys: migration 6),
   number of frames, creation time and `superseded_by` (the id of
   the master that replaced it; NULL while current). Superseded masters stay recorded.
 - `master_sources`: (master_id, frame_id) links a master to the frames it was built from.
@@ -93,8 +94,9 @@ def quoted(columns) -> str:
 
 def _migrations() -> tuple[tuple[Any, ...], ...]:
     """Migration N is the N-th entry: steps run in one transaction, with the new number. A step
-    is portable SQL text, a Table or Index (created IF NOT EXISTS, compiled for the database), or
-    {dialect name: SQL text or tuple of texts}. IF NOT EXISTS throughout: SQLite files written
+    is portable SQL text, a Table or Index (created IF NOT EXISTS, compiled for the database),
+    {dialect name: SQL text or tuple of texts}, or a function given the connection (data that
+    SQL alone can't redo alike on both databases). IF NOT EXISTS throughout: SQLite files written
     before the migrations were numbered (indical up to December 2026 wrote user_version 1 and
     created the status tables of migration 2 on first use, without changing the number) may
     already hold some of these objects."""
@@ -250,11 +252,22 @@ def _migrations() -> tuple[tuple[Any, ...], ...]:
                 WHERE m.id = COALESCE(bad_pixel_maps.dark_master_id,
                                       bad_pixel_maps.flat_master_id))
             WHERE bayer_pattern IS NULL"""),
+        # 6: masters from before 4 and those built since are one configuration: imported
+        # masters read their pattern from their own file, colour masters' group keys carry the
+        # pattern, and current masters that now share a key supersede each other in the order
+        # they were recorded (indical/calib/colour_upgrade.py; a Python step: it reads files
+        # and rewrites JSON text the same way on both databases).
+        (_colour_upgrade,),
     )
 
 
+def _colour_upgrade(conn: "Connection") -> None:
+    from indical.calib.colour_upgrade import upgrade
+    upgrade(conn)
+
+
 #: The schema version this indical writes and understands (the number of migrations).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _KNOWN_TABLES = {"frames", "masters", "master_sources", "expiry", "light_calibration",
                  "light_masters", "captures", "bad_pixel_maps", "camera_sensors",
@@ -462,6 +475,8 @@ class LibraryDB:
             texts = step[conn.dialect.name]
             for sql in (texts,) if isinstance(texts, str) else texts:
                 conn.exec_driver_sql(sql)
+        elif callable(step):
+            step(conn)
         else:
             conn.exec_driver_sql(step)
 

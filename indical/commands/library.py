@@ -307,16 +307,19 @@ def ls(db: Path, show_all: bool) -> None:
                             str(m.n_frames), m.method, m.created_at.strftime("%Y-%m-%d %H:%M"),
                             state)
             files.append((m.id, m.path, m.precal if m.frame_type is FrameType.FLAT else "",
-                          m.precal_reason))
+                          m.precal_reason, str(m.parameters.get("upgraded", ""))))
         for column in masters.columns:
             column.no_wrap = True
         console.print(masters)
         # file names run long: each on a line of its own, whole, so it can be copied
-        for master_id, path, precal, reason in files:
+        for master_id, path, precal, reason, upgraded in files:
             console.print(f"{master_id:>4}  {escape(str(path))}", soft_wrap=True, highlight=False)
             if precal:  # flats: what was subtracted first, and why that
                 console.print(f"      precal: {escape(precal)}"
                               + (f" ({escape(reason)})" if reason else ""), soft_wrap=True,
+                              highlight=False)
+            if upgraded:  # what an upgrade of the library changed in this record
+                console.print(f"      upgraded: {escape(upgraded)}", soft_wrap=True,
                               highlight=False)
         sensors = lib.sensors()
         if sensors:
