@@ -95,8 +95,8 @@ _EXAMPLE_PREFIXES = (Path("."), Path("examples/rigs"))
 
 
 def example_rigs() -> dict[str, Path]:
-    """The example rig files shipped with indical (examples/rigs/, installed as package data of
-    `indical.examples`), by file name."""
+    """The example rig files shipped with indical (examples/rigs/, installed as the package
+    `indical.examples.rigs`), by file name."""
     try:
         folder = resources.files("indical.examples") / "rigs"
     except ModuleNotFoundError:

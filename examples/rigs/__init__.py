@@ -1,0 +1,1 @@
+"""Example rig files (TOML), shipped with indical: `indical rig check NAME.toml` finds them by name."""
