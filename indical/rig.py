@@ -90,18 +90,34 @@ def parse_rig(text: str, source: str) -> RigSpec:
 
 
 #: Where load_rig also looks for a rig file that is not there: a bare name, or the README's
-#: examples/rigs/NAME.
+#: examples/rigs/NAME (and examples/autopilot/NAME, the autopilot's simulated rig).
 _EXAMPLE_PREFIXES = (Path("."), Path("examples/rigs"))
 
 
-def example_rigs() -> dict[str, Path]:
-    """The example rig files shipped with indical (examples/rigs/, installed as the package
-    `indical.examples.rigs`), by file name."""
+def shipped_examples(kind: str) -> dict[str, Path]:
+    """The example TOML files shipped with indical under examples/KIND/ (installed as the
+    package `indical.examples.KIND`: rigs, autopilot), by file name."""
     try:
-        folder = resources.files("indical.examples") / "rigs"
+        folder = resources.files("indical.examples") / kind
     except ModuleNotFoundError:
         return {}
+    if not folder.is_dir():
+        return {}
     return {p.name: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def shipped_example(path: Path, kind: str) -> Path | None:
+    """The shipped example that `path` names when it is not a file here: a bare name (with or
+    without .toml) or examples/KIND/NAME, as the README writes them; None otherwise."""
+    if path.exists() or path.parent not in (Path("."), Path("examples") / kind):
+        return None
+    name = path.name if path.suffix == ".toml" else f"{path.name}.toml"
+    return shipped_examples(kind).get(name)
+
+
+def example_rigs() -> dict[str, Path]:
+    """The example rig files shipped with indical (examples/rigs/), by file name."""
+    return shipped_examples("rigs")
 
 
 def load_rig(path: str | Path | None = None) -> RigSpec:
@@ -110,16 +126,13 @@ def load_rig(path: str | Path | None = None) -> RigSpec:
     if path is None:
         return parse_rig(DEFAULT_RIG_TOML, "built-in simulated observatory")
     path = Path(path)
-    examples = example_rigs() if not path.exists() and path.parent in _EXAMPLE_PREFIXES else {}
-    name = path.name if path.suffix == ".toml" else f"{path.name}.toml"
-    if name in examples:
-        path = examples[name]
+    path = shipped_example(path, "rigs") or shipped_example(path, "autopilot") or path
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         shipped = ""
         if path.parent in _EXAMPLE_PREFIXES:
-            names = ", ".join(sorted(examples or example_rigs()))
+            names = ", ".join(sorted(example_rigs()))
             shipped = f" (example rigs shipped with indical: {names})"
         raise RigError(str(path), "file", f"no such rig file{shipped}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -161,11 +161,20 @@ def parse_plan(text: str, source: str, base: Path) -> Plan:
 
 
 def load_plan(path: Path) -> Plan:
+    """Read a plan file. A bare name or examples/autopilot/NAME that is not a file here is the
+    example plan of that name shipped with indical (`indical autopilot plan.toml`)."""
+    from indical.rig import shipped_example, shipped_examples
+
     path = Path(path)
+    path = shipped_example(path, "autopilot") or path
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PlanError(path, "file", "no such plan file") from None
+        shipped = ""
+        if path.parent in (Path("."), Path("examples/autopilot")):
+            names = ", ".join(sorted(n for n in shipped_examples("autopilot") if "rig" not in n))
+            shipped = f" (example plans shipped with indical: {names})" if names else ""
+        raise PlanError(path, "file", f"no such plan file{shipped}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError(path, "file", f"can't read it ({exc})") from None
     return parse_plan(text, str(path), path.parent)

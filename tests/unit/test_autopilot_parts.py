@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from indical.autopilot.journal import Entry, Journal, State
-from indical.autopilot.plan import PlanError, Window, parse_plan
+from indical.autopilot.plan import PlanError, Window, load_plan, parse_plan
 from indical.autopilot.windows import local_noon, night_spans
 from indical.cli import main
 from indical.drivers.indi.weather import sky_from_status
@@ -55,6 +55,21 @@ def test_plan_errors_name_the_file_task_and_key(tmp_path, change, where):
     with pytest.raises(PlanError) as err:
         parse_plan(GOOD.replace(*change), "plan.toml", tmp_path)
     assert str(err.value).startswith("plan.toml: ") and where in str(err.value)
+
+
+def test_the_example_plan_is_found_by_its_name(tmp_path, monkeypatch):
+    """As after a wheel install: the README's examples/autopilot/plan.toml and a bare name."""
+    monkeypatch.chdir(tmp_path)
+    for given in ("examples/autopilot/plan.toml", "plan.toml", "plan"):
+        plan = load_plan(given)
+        assert str(plan.source).endswith("autopilot/plan.toml")
+        assert [t.name for t in plan.tasks][:2] == ["sky flats", "panel flats"]
+    with pytest.raises(PlanError, match=r"nope.toml: file: no such plan file \(example plans "
+                                        r"shipped with indical: plan.toml\)"):
+        load_plan("nope.toml")
+    (tmp_path / "plan.toml").write_text('[[task]]\nname = "mine"\nsequence = "panel_flats.py"\n'
+                                        'when = "dawn"\n')
+    assert [t.name for t in load_plan("plan.toml").tasks] == ["mine"]   # a file here wins
 
 
 @pytest.mark.parametrize("site", [Site(52.0, 5.0, 10.0), Site(-33.0, -70.0)])

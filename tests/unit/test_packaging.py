@@ -69,7 +69,7 @@ def test_every_c_source_is_package_data_or_compiled_by_the_build():
 def test_the_wheel_carries_the_compiled_kernel_and_what_the_readme_uses(tmp_path):
     """`pip wheel` on the checkout's files compiles the extension into the wheel; the
     installed package needs no compiler and no numba. It carries what the README uses: the
-    shipped sequences, the example rigs, the licence; the adapters under the indical
+    shipped sequences, the example rigs and autopilot plan, the licence; the adapters under the indical
     namespace and nothing at the top level."""
     import shutil
     import subprocess
@@ -96,6 +96,8 @@ def test_the_wheel_carries_the_compiled_kernel_and_what_the_readme_uses(tmp_path
     assert "indical/simulators/indi/loopback_bind.c" in names  # compiled at first use
     assert "numba" not in metadata.lower()
     wanted = {f"indical/examples/rigs/{p.name}" for p in (ROOT / "examples" / "rigs").glob("*.toml")}
+    wanted |= {f"indical/examples/autopilot/{p.name}"
+               for p in (ROOT / "examples" / "autopilot").iterdir() if p.suffix != ".py"}
     wanted |= {f"indical/shipped_sequences/{p.name}" for p in (ROOT / "sequences").glob("*.py")}
     wanted |= {"indical/drivers/gpio.py", "indical/simulators/devices.py", "indical/cli.py"}
     assert len(wanted) > 10 and not wanted - set(names), sorted(wanted - set(names))

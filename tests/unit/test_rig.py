@@ -23,6 +23,13 @@ def test_an_example_rig_is_found_by_its_name(tmp_path, monkeypatch):
     assert list(load_rig("relay-panel-mock.toml").roles) == ["camera"]   # a file here wins
 
 
+def test_the_autopilot_example_rig_is_found_where_the_readme_names_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for given in ("examples/autopilot/sim-rig.toml", "sim-rig"):
+        spec = load_rig(given)
+        assert spec.source.endswith("autopilot/sim-rig.toml") and "weather" in spec.roles
+
+
 def test_builtin_rig_has_every_role():
     spec = load_rig(None)
     assert set(spec.roles) == {"camera", "filter_wheel", "panel", "cover", "mount"}
