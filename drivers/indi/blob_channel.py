@@ -6,8 +6,9 @@ base64 text character by character, its decoder, and two copies before Python se
 indiserver that asks for that one device (`getProperties`) and its BLOBs (`enableBLOB Also`);
 the property connection asks for none. On it:
 
-- over TCP, the base64 text is received straight into one buffer sized from the BLOB's
-  announced size, decoded once by pybase64 (SIMD), and the FITS once into the frame's array;
+- over TCP, the base64 text is decoded piece by piece as it arrives (pybase64, SIMD) and each
+  piece's pixels converted into the frame's array at once (blob_text.py): when the last byte
+  arrives only the last piece is left;
 - over indiserver's local (Unix) socket, the server hands each frame over as a shared-memory
   file descriptor (SCM_RIGHTS; the XML says `attached="true"`): the frame is mapped and decoded
   into the array, the only pass over its bytes on this side.
@@ -34,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pybase64
 
+from indical.drivers.indi.blob_text import BlobText
 from indical.drivers.indi.fits_blob import decode_fits
 from indical.errors import DeviceError
 from indical.xml_stream import ElementFramer
@@ -69,68 +70,6 @@ def _attrs(tag: bytes) -> dict[str, str]:
     return dict(ET.fromstring(text).attrib)
 
 
-class _FrameText:
-    """The base64 text of one frame, decoded piece by piece while the rest is still on its
-    way: when the last piece arrives only it is left to decode. Line breaks (drivers that send
-    base64 themselves put one every 72 characters) are taken out first; a text that can't be
-    decoded is kept as an error for when the frame is complete."""
-
-    def __init__(self, size: int) -> None:
-        self.decoded = bytearray(size)   # the file, written in place as the text arrives
-        self.length = 0
-        self._left = b""                 # fewer than 4 characters waiting for the next piece
-        self.error = ""
-
-    def feed(self, buf: bytes | bytearray, start: int = 0, end: int | None = None) -> None:
-        """Decode the text in buf[start:end] (read in place, not copied, unless it holds
-        line breaks to take out)."""
-        end = len(buf) if end is None else end
-        if self.error or end <= start:
-            return
-        piece: bytes | memoryview
-        # INDI drivers break lines with "\n" only; any other white space makes the strict
-        # decoder below refuse the text (one scan of each piece, not four)
-        if buf.find(b"\n", start, end) >= 0:
-            piece = bytes(buf[start:end]).translate(None, b" \t\r\n")
-        else:
-            piece = memoryview(buf)[start:end]
-        if self._left:
-            need = 4 - len(self._left)
-            if len(piece) < need:
-                self._left += bytes(piece)
-                return
-            group, self._left = self._left + bytes(piece[:need]), b""
-            self._decode(group)
-            piece = piece[need:]
-        whole = len(piece) - len(piece) % 4
-        self._left = bytes(piece[whole:])
-        if whole:
-            self._decode(piece[:whole])
-
-    def _decode(self, text: bytes | memoryview) -> None:
-        if self.error:
-            return
-        try:
-            out = pybase64.b64decode(text, validate=True)
-        except ValueError as exc:
-            self.error = f"the frame's base64 text is damaged ({exc})"
-            return
-        end = self.length + len(out)
-        if end > len(self.decoded):
-            self.decoded.extend(bytes(end - len(self.decoded)))
-        self.decoded[self.length:end] = out
-        self.length = end
-
-    def finish(self) -> memoryview:
-        """The decoded file; ValueError when the text was damaged or cut inside a group."""
-        if self._left and not self.error:
-            self.error = f"the frame's base64 text ends inside a group ({len(self._left)} " \
-                         "characters left over)"
-        if self.error:
-            raise ValueError(self.error)
-        return memoryview(self.decoded)[:self.length]
-
-
 class BlobChannel:
     """The connection carrying one device's frames. `cond` is the property connection's
     condition: waiters there are woken by frames and by this channel's end."""
@@ -159,7 +98,7 @@ class BlobChannel:
         self._held = b""                                   # a start tag not yet complete
         self._fds: collections.deque[int] = collections.deque()
         self._payloads: collections.deque[tuple[str, Any]] = collections.deque()
-        self._text: _FrameText | None = None                # the BLOB text arriving
+        self._text: BlobText | None = None                # the BLOB text arriving
 
     @property
     def latest_serial(self) -> int:
@@ -293,7 +232,7 @@ class BlobChannel:
             if tag.endswith(b"/>"):
                 self._payloads.append(("text", b""))
                 continue
-            text = _FrameText(int(attrs.get("size") or 0))
+            text = BlobText(self.device, attrs.get("format", ""), int(attrs.get("size") or 0))
             end = data.find(b"<")
             text.feed(data, 0, len(data) if end < 0 else end)
             if end >= 0:                       # the whole text came in this piece
@@ -361,13 +300,15 @@ class BlobChannel:
                     raise DeviceError(self.device, "reading the frame", "the server sent a "
                                       "shared frame without its memory")
                 return self._decode_shared(payload, size, fmt)
-            data = payload.finish() if isinstance(payload, _FrameText) else memoryview(b"")
-            del payload
-            if fmt == ".fits" and len(data) < size:
+            if not isinstance(payload, BlobText):      # a oneBLOB without its text
                 raise DeviceError(self.device, "reading the frame", f"the frame is truncated: "
-                                  f"{len(data)} of {size} bytes arrived")
-            pixels, header = decode_fits(data, self.device, fmt)
-            return pixels, header, None, len(data)
+                                  f"0 of {size} bytes arrived")
+            frame = payload.end()
+            if fmt == ".fits" and frame.length < size:
+                raise DeviceError(self.device, "reading the frame", f"the frame is truncated: "
+                                  f"{frame.length} of {size} bytes arrived")
+            pixels, header = frame.finish()
+            return pixels, header, None, frame.length
         except DeviceError as exc:
             return None, None, exc, 0
         except (ValueError, TypeError) as exc:

@@ -1,6 +1,6 @@
 """The INDI pieces that need no server: the driver protocol layer (parsing, whole-message
 writes, exit on end of input), the camera simulator's light decision, simulator settings, rig
-keys of the `indi` driver, and FITS decoding of BLOBs."""
+keys of the `indi` driver, FITS decoding of BLOBs and of base64 text arriving in pieces."""
 
 from __future__ import annotations
 
@@ -261,4 +261,96 @@ def test_fits_the_fast_path_does_not_know_goes_through_astropy():
     fits.PrimaryHDU(np.zeros((2, 3, 4), np.uint16)).writeto(buf)   # three axes
     assert decode_plain(buf.getvalue(), "Cam") is None
     data, _ = decode_fits(buf.getvalue(), "Cam")
+    assert data.shape == (2, 3, 4)
+
+
+# ----- base64 text decoded into the frame as it arrives (the TCP path) -----
+def _pieces(text: bytes, rng: np.random.Generator, most: int):
+    """(start, end) of the text cut at random places, as a socket delivers it."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + int(rng.integers(1, most)))
+        yield start, end
+        start = end
+
+
+def _blob_text(raw: bytes, fmt: str, size: int, rng: np.random.Generator, *,
+               lines: bool = False, most: int = 5000):
+    from indical.drivers.indi.blob_text import BlobText
+    text = base64.b64encode(raw)
+    if lines:   # as drivers that encode themselves send it
+        text = b"\n".join(text[i:i + 72] for i in range(0, len(text), 72)) + b"\n"
+    blob = BlobText("Cam", fmt, size)
+    for start, end in _pieces(text, rng, most):
+        blob.feed(text, start, end)
+    return blob
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.int32, np.uint32,
+                                   np.float32, np.float64])
+@pytest.mark.parametrize("lines", [False, True])
+def test_base64_text_in_any_pieces_decodes_to_the_pixels_astropy_reads(dtype, lines):
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    pixels = (rng.integers(info.min, info.max, (37, 53), dtype=dtype, endpoint=True)
+              if info else rng.normal(size=(37, 53)).astype(dtype))
+    buf = io.BytesIO()
+    fits.PrimaryHDU(pixels).writeto(buf)
+    for most in (7, 100, 5000):   # pieces that split groups and pixels anywhere
+        frame = _blob_text(buf.getvalue(), ".fits", len(buf.getvalue()), rng, lines=lines,
+                           most=most).end()
+        assert frame.length == len(buf.getvalue())
+        data, header = frame.finish()
+        assert data.dtype == np.dtype(dtype).newbyteorder("=") and data.dtype.isnative
+        assert np.array_equal(data, pixels) and header["NAXIS1"] == 53
+
+
+def test_fits_in_pieces_that_split_pixels_anywhere_is_read_whole():
+    from indical.drivers.indi.fits_blob import FitsAssembler
+    rng = np.random.default_rng(8)
+    for dtype in (np.uint16, np.int32, np.float64):
+        pixels = rng.integers(0, 30000, (41, 29)).astype(dtype)
+        buf = io.BytesIO()
+        fits.PrimaryHDU(pixels).writeto(buf)
+        raw = buf.getvalue()
+        frame = FitsAssembler("Cam", ".fits", len(raw))
+        for start, end in _pieces(raw, rng, 13):
+            frame.feed(raw[start:end])
+        data, _ = frame.finish()
+        assert np.array_equal(data, pixels) and data.dtype == np.dtype(dtype)
+
+
+def test_base64_text_cut_short_is_an_error_never_a_partial_frame():
+    from indical.drivers.indi.blob_text import BlobText
+    rng = np.random.default_rng(6)
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.arange(100 * 200, dtype=np.uint16).reshape(100, 200)).writeto(buf)
+    raw = buf.getvalue()
+    for cut in (100, 2880, 2881, len(raw) // 2, 2880 + 40000 - 1):
+        with pytest.raises(DeviceError, match="Cam: reading the frame.*truncated"):
+            _blob_text(raw[:cut], ".fits", cut, rng).end().finish()
+    text = base64.b64encode(raw)
+    for damaged in (text[:-3], text[:5000] + b"*" + text[5001:]):
+        blob = BlobText("Cam", ".fits", len(raw))
+        blob.feed(damaged)
+        with pytest.raises(ValueError, match="base64 text"):
+            blob.end()
+    blob = BlobText("Cam", ".fits", 100)
+    blob.feed(base64.b64encode(b"not a FITS file at all " * 300))
+    with pytest.raises(DeviceError, match="does not start with SIMPLE"):
+        blob.end()
+
+
+def test_compressed_and_unusual_frames_in_pieces_go_through_astropy():
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 4000, (64, 80)).astype(np.uint16)
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(pixels)]).writeto(buf)
+    frame = _blob_text(buf.getvalue(), ".fits.fz", pixels.nbytes + 2880, rng).end()
+    assert frame.length == len(buf.getvalue())
+    data, _ = frame.finish()
+    assert np.array_equal(data, pixels)
+    cube = io.BytesIO()
+    fits.PrimaryHDU(np.ones((2, 3, 4), np.uint16)).writeto(cube)    # three axes
+    data, _ = _blob_text(cube.getvalue(), ".fits", 0, rng, most=50).end().finish()
     assert data.shape == (2, 3, 4)
