@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -33,34 +32,16 @@ class Prop:
         return [k for k, v in self.values.items() if v is True]
 
 
-@dataclass(frozen=True)
-class Blob:
-    """BLOB bytes copied inside the callback, with when they arrived."""
-
-    device: str
-    prop: str
-    element: str
-    data: bytes
-    format: str
-    received_s: float             # time.perf_counter() at arrival
-    serial: int
-    #: serial of the device's last CCD_EXPOSURE update before this BLOB arrived: a frame that
-    #: came before the driver answered an exposure request is not that request's frame
-    exposure_serial: int = 0
-
-
-def copy_property(p: Any, problem: Callable[[Exception], None]
-                  ) -> tuple[str, str, str, str, dict[str, Any],
-                             dict[str, tuple[float, float, float]], list[Blob]] | None:
-    """Plain Python copies of a pyindi property (and of its BLOB bytes: the library reuses
-    their buffer). None for a property of an unknown kind."""
+def copy_property(p: Any) -> tuple[str, str, str, str, dict[str, Any],
+                                   dict[str, tuple[float, float, float]]] | None:
+    """Plain Python copies of a pyindi property. None for a property of an unknown kind.
+    BLOB properties carry no data here (this connection asks for none; frames come over the
+    camera's own connection, blob_channel.py): their values are the lengths announced."""
     kind_code = p.getType()
     device, name = p.getDeviceName(), p.getName()
     state = _STATES.get(p.getState(), "Idle")
     values: dict[str, Any] = {}
     ranges: dict[str, tuple[float, float, float]] = {}
-    blobs: list[Blob] = []
-    received = time.perf_counter()
     if kind_code == PyIndi.INDI_NUMBER:
         kind = "number"
         for w in PyIndi.PropertyNumber(p):
@@ -81,19 +62,10 @@ def copy_property(p: Any, problem: Callable[[Exception], None]
     elif kind_code == PyIndi.INDI_BLOB:
         kind = "blob"
         for w in PyIndi.PropertyBlob(p):
-            length = int(w.getBlobLen())
-            values[w.getName()] = length
-            if length > 0:
-                # A compressed frame announces its uncompressed size, and the library copies
-                # `size` bytes: make it copy what was received. Copy now: the buffer belongs to
-                # the library and is reused.
-                if int(w.getSize()) != length:
-                    w.setSize(length)
-                blobs.append(Blob(device, name, w.getName(), bytes(w.getblobdata()),
-                                  w.getFormat(), received, 0))
+            values[w.getName()] = int(w.getBlobLen())
     else:
         return None
-    return device, name, kind, state, values, ranges, blobs
+    return device, name, kind, state, values, ranges
 
 
 class CallbackOwner(Protocol):

@@ -25,7 +25,7 @@ from typing import Any, Callable, TypeVar
 
 import PyIndi
 
-from indical.drivers.indi.client import (Blob, CallbackClient, Prop, copy_property, new_socket_to,
+from indical.drivers.indi.client import (CallbackClient, Prop, copy_property, new_socket_to,
                                          no_delay, shut, socket_open, _sockets)
 from indical.errors import DeviceError, DeviceNotFound, DeviceTimeout
 
@@ -81,7 +81,6 @@ class IndiConnection:
         self.cond = threading.Condition()
         self._send_lock = threading.Lock()
         self.props: dict[tuple[str, str], Prop] = {}
-        self.blobs: dict[tuple[str, str], Blob] = {}
         self.devices: dict[str, int] = {}          # name -> generation it appeared in
         self._defined_at: dict[str, float] = {}    # device -> when it last defined a property
         self.messages: collections.deque[tuple[str, str]] = collections.deque(maxlen=100)
@@ -90,7 +89,6 @@ class IndiConnection:
         self.generation = 0                        # +1 on every (re)connect
         self._device_generation = 0
         self._serial = 0
-        self._blob_props: set[tuple[str, str]] = set()
         self._closed = False
         self._socket: tuple[int, str] | None = None   # the library's socket: fd, inode link
         #: values of each shared property before this connection first changed it, in order
@@ -142,21 +140,16 @@ class IndiConnection:
             self.cond.notify_all()
 
     def _property(self, p: Any) -> None:
-        copied = copy_property(p, lambda problem: self._callback_failed("updateProperty", problem))
+        copied = copy_property(p)
         if copied is None:
             return
-        device, name, kind, state, values, ranges, blobs = copied
+        device, name, kind, state, values, ranges = copied
         with self.cond:
             self._serial += 1
             if (device, name) not in self.props:
                 self._defined_at[device] = time.monotonic()
             self.props[(device, name)] = Prop(device, name, kind, state, values, ranges,
                                               self._serial)
-            exposure = self.props.get((device, "CCD_EXPOSURE"))
-            for b in blobs:
-                self.blobs[(device, name)] = Blob(b.device, b.prop, b.element, b.data, b.format,
-                                                  b.received_s, self._serial,
-                                                  exposure.serial if exposure else 0)
             self.cond.notify_all()
 
     # ----- connecting -----
@@ -192,8 +185,6 @@ class IndiConnection:
             self.generation += 1
             self.connected = True
             self.cond.notify_all()
-        for device, prop in sorted(self._blob_props):
-            self._send_blob_mode(device, prop)
 
     def _unreachable(self, reason: str) -> DeviceError:
         return DeviceError(f"indiserver {self.address}", "connecting", reason,
@@ -461,12 +452,6 @@ class IndiConnection:
             self.client.sendNewText(vector)
         return serial
 
-    def enable_blobs(self, device: str, prop: str) -> None:
-        """Ask for a BLOB property's data (also sent again after every reconnect). Cameras
-        take theirs over a frame connection of their own instead (blob_channel.py)."""
-        self._blob_props.add((device, prop))
-        self._send_blob_mode(device, prop)
-
     def add_channel(self, channel: Any) -> None:
         """A frame connection to close with this connection."""
         self.channels.append(channel)
@@ -475,10 +460,6 @@ class IndiConnection:
         channel.close()
         if channel in self.channels:
             self.channels.remove(channel)
-
-    def _send_blob_mode(self, device: str, prop: str) -> None:
-        with self._send_lock:
-            self.client.setBLOBMode(PyIndi.B_ALSO, device, prop)
 
     def connect_device(self, device: str, *, timeout_s: float) -> None:
         """Switch the driver's CONNECTION on when it has one and is off; wait until it is on."""
