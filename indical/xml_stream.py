@@ -23,7 +23,7 @@ class ElementFramer:
         self._depth = 0
         self._start = 0         # where the element being collected began
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
         buf = self._buf
         buf += data
         out: list[bytes] = []

@@ -161,7 +161,7 @@ class BlobChannel:
                 n = self._receive(view)
                 if n == 0:
                     break
-                self._stream(bytes(view[:n]))
+                self._stream(chunk, 0, n)
         except OSError as exc:
             why = exc.strerror or str(exc)
         except Exception as exc:   # a bug here must end the channel, not hang the camera
@@ -200,31 +200,34 @@ class BlobChannel:
         self._text.feed(chunk, 0, end)
         self._payloads.append(("text", self._text))
         self._text = None
-        self._stream(bytes(view[end:n]))
+        self._stream(chunk, end, n)
         return True
 
-    def _stream(self, data: bytes) -> None:
-        """Messages other than BLOB text go through the framer; a oneBLOB's text is taken
-        aside (into its buffer) or stands for the descriptor that came with it."""
-        data = self._held + data
-        self._held = b""
-        while data:
-            start = data.find(b"<oneBLOB")
+    def _stream(self, buf: bytes | bytearray, pos: int = 0, stop: int | None = None) -> None:
+        """Messages in buf[pos:stop] other than BLOB text go through the framer; a oneBLOB's
+        text is decoded where it lies (never copied out of `buf`, which the next receive
+        reuses) or stands for the descriptor that came with it."""
+        stop = len(buf) if stop is None else stop
+        if self._held:          # a tag cut at the end of the last piece
+            buf, pos, stop = self._held + bytes(buf[pos:stop]), 0, len(self._held) + stop - pos
+            self._held = b""
+        while pos < stop:
+            start = buf.find(b"<oneBLOB", pos, stop)
             if start < 0:
                 # keep back a tag cut at the end, so "<oneBLOB" is never split
-                last = data.rfind(b"<")
-                if last >= 0 and data.find(b">", last) < 0:
-                    data, self._held = data[:last], data[last:]
-                self._feed(data)
+                last = buf.rfind(b"<", pos, stop)
+                if last >= 0 and buf.find(b">", last, stop) < 0:
+                    self._held, stop = bytes(buf[last:stop]), last
+                self._feed(memoryview(buf)[pos:stop])
                 return
-            close = data.find(b">", start)
+            close = buf.find(b">", start, stop)
             if close < 0:
-                self._feed(data[:start])
-                self._held = data[start:]
+                self._feed(memoryview(buf)[pos:start])
+                self._held = bytes(buf[start:stop])
                 return
-            tag = data[start:close + 1]
-            self._feed(data[:close + 1])
-            data = data[close + 1:]
+            tag = bytes(buf[start:close + 1])
+            self._feed(memoryview(buf)[pos:close + 1])
+            pos = close + 1
             attrs = _attrs(tag)
             if attrs.get("attached") == "true":
                 self._payloads.append(("fd", self._fds.popleft() if self._fds else None))
@@ -233,16 +236,16 @@ class BlobChannel:
                 self._payloads.append(("text", b""))
                 continue
             text = BlobText(self.device, attrs.get("format", ""), int(attrs.get("size") or 0))
-            end = data.find(b"<")
-            text.feed(data, 0, len(data) if end < 0 else end)
+            end = buf.find(b"<", pos, stop)
+            text.feed(buf, pos, stop if end < 0 else end)
             if end >= 0:                       # the whole text came in this piece
                 self._payloads.append(("text", text))
-                data = data[end:]
+                pos = end
                 continue
             self._text = text                  # the rest comes in the next pieces
             return
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | memoryview) -> None:
         if not data:
             return
         for raw in self._framer.feed(data):
