@@ -9,10 +9,10 @@ A sequence file is plain Python with a `run(obs)` function and, optionally, uppe
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import math
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,24 +46,31 @@ class RunResult:
     cleanup_problems: list[str] = field(default_factory=list)
 
 
+class _NoBytecodeLoader(importlib.machinery.SourceFileLoader):
+    """Loads a sequence file like any import but writes no __pycache__ beside it: the user's
+    folder is theirs (and may be read-only), and a sequence is loaded once per run, so cached
+    bytecode saves nothing. (Per loader, unlike sys.dont_write_bytecode, which would change
+    imports in every thread of the process while a sequence loads.)"""
+
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        return None
+
+
 def load_sequence(path: Path, overrides: dict[str, Any] | None = None) -> ModuleType:
     """Import a sequence file and apply `NAME=value` overrides to its upper-case settings."""
     path = Path(path)
     if not path.is_file():
         raise SequenceError(f"{path}: no such sequence file")
-    spec = importlib.util.spec_from_file_location(f"indical_sequence_{path.stem}", path)
+    name = f"indical_sequence_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path,
+                                                  loader=_NoBytecodeLoader(name, str(path)))
     if spec is None or spec.loader is None:
         raise SequenceError(f"{path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
-    # No __pycache__ beside the user's sequence file (their folder is theirs, and may be
-    # read-only); a sequence is loaded once per run, so cached bytecode saves nothing.
-    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise SequenceError(f"{path}: can't load it ({type(exc).__name__}: {exc})") from exc
-    finally:
-        sys.dont_write_bytecode = writes_bytecode
     if not callable(getattr(module, "run", None)):
         raise SequenceError(f"{path}: has no run(obs) function")
     for name, value in (overrides or {}).items():

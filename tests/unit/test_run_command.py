@@ -102,11 +102,13 @@ def test_loading_a_sequence_writes_no_bytecode_beside_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     seq = tmp_path / "mine.py"
-    seq.write_text("FLATS = 3\n\ndef run(obs):\n    pass\n")
+    seq.write_text("import sys\n\nFLATS = 3\nSEEN = sys.dont_write_bytecode\n\n"
+                   "def run(obs):\n    pass\n")
     module = load_sequence(seq, {"FLATS": 4})
     assert module.FLATS == 4
     assert not (tmp_path / "__pycache__").exists()
-    assert sys.dont_write_bytecode is False
+    # the process-wide switch is never touched: other threads' imports go on as they were
+    assert module.SEEN is False and sys.dont_write_bytecode is False
 
 
 def test_a_frame_that_cant_be_written_ends_the_run_with_an_error_naming_it(tmp_path):
