@@ -161,7 +161,7 @@ def _pickled_sizes(lib, light: Path, out: Path) -> dict[str, int]:
     from indical.calib.catalogue import MasterCatalogue
     catalogue = MasterCatalogue.from_library(lib)
     job = tasks.CalibrateJob("x", tuple(catalogue.infos), CalibrateOptions(out_dir=out),
-                             datetime.now(timezone.utc))
+                             datetime.now(timezone.utc), tasks.this_build())
     outcome = tasks.calibrate_light(str(light), job)
     shutil.rmtree(out)
     return {"job (once per worker)": len(pickle.dumps(job)),

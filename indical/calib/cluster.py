@@ -56,8 +56,9 @@ class MasterProgress:
 
 
 class Cluster:
-    """A connection to a Dask scheduler, checked: reachable, with workers that run this
-    version of indical."""
+    """A connection to a Dask scheduler, checked: reachable, with workers that run this build
+    of indical (version, Python code and compiled kernel), which see the paths a run gives
+    them (`check_shared`)."""
 
     def __init__(self, address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         try:
@@ -85,16 +86,68 @@ class Cluster:
             raise ClusterError(f"{self.address}: the scheduler has no workers after "
                                f"{WORKERS_TIMEOUT_S:g} s; start some with `dask worker "
                                f"{self.address}`") from None
+        self.build = tasks.this_build()
         try:
-            versions = self.client.run(tasks.worker_version, on_error="return")
+            builds = self.client.run(tasks.worker_build, on_error="return")
         except Exception as exc:  # noqa: BLE001 - anything a worker says, reported as it is
             raise ClusterError(f"{self.address}: the workers can't run indical ({exc}); "
-                               f"install indical {__version__} where they run") from None
-        wrong = {w: v for w, v in versions.items() if v != __version__}
+                               f"install {self.build} where they run") from None
+        wrong = []
+        for worker, build in sorted(builds.items(), key=str):
+            if isinstance(build, BaseException):   # no indical there, or one without this task
+                wrong.append(f"worker {worker} can't run this indical "
+                             f"({type(build).__name__}: {build})")
+            elif build != self.build:
+                wrong.append(f"worker {worker} runs {build}")
         if wrong:
-            listing = ", ".join(f"{w}: {v}" for w, v in sorted(wrong.items(), key=str))
-            raise ClusterError(f"{self.address}: workers without indical {__version__} "
-                               f"({listing}); install it where they run")
+            raise ClusterError(f"{self.address}: " + "; ".join(wrong) + f"; this client runs "
+                               f"{self.build}. Install the client's indical where the workers "
+                               f"run (a worker with other code may compute other results)")
+
+    def check_shared(self, *, reads: Iterable[Path] = (), writes: Iterable[Path] = ()) -> None:
+        """Refuse (ClusterError naming the path, the worker and why) unless every worker sees
+        the files `reads` as this machine does (same size and modification time; one file per
+        folder is looked at) and the folders `writes` as the same folders (this machine creates
+        each, writes a file with a random token in it, and the workers read it back). Workers
+        on other machines must see frames, masters and outputs on shared storage at the same
+        paths (decision 024)."""
+        samples: dict[Path, tuple[str, int, int]] = {}
+        for path in reads:
+            path = Path(path).absolute()
+            if path.parent in samples:
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue   # not there for this machine either: the run reports it as locally
+            samples[path.parent] = (str(path), st.st_size, st.st_mtime_ns)
+        markers: list[tuple[Path, str]] = []
+        try:
+            for folder in sorted({Path(f).absolute() for f in writes}):
+                folder.mkdir(parents=True, exist_ok=True)
+                token = uuid.uuid4().hex
+                marker = folder / f".indical-shared-{token}"
+                marker.write_text(token)
+                markers.append((marker, token))
+            if not samples and not markers:
+                return
+            seen = self.client.run(tasks.sees, list(samples.values()),
+                                   [(str(m), t) for m, t in markers], on_error="return")
+        finally:
+            for marker, _ in markers:
+                marker.unlink(missing_ok=True)
+        problems = []
+        for worker, said in sorted(seen.items(), key=str):
+            if isinstance(said, BaseException):
+                problems.append(f"worker {worker} could not look ({type(said).__name__}: {said})")
+            else:
+                problems += [f"worker {worker}: {p}" for p in said]
+        if problems:
+            raise ClusterError(f"{self.address}: " + "; ".join(problems) + ". Every worker must "
+                               "see the frames, masters and output folders at the same paths "
+                               "as this machine, on storage they share (NFS, SMB, CephFS...; "
+                               "for a library's frames/ and masters/, INDICAL_LIBRARY_ROOT "
+                               "must be such a folder); nothing was run")
 
     def __enter__(self) -> "Cluster":
         return self
@@ -115,12 +168,13 @@ class Cluster:
                   paths: Sequence[Path]) -> Iterator[LightOutcome]:
         """Calibrate `paths` (absolute), one task per light; outcomes in input order."""
         options = _absolute_out_dir(options)
-        job = tasks.CalibrateJob(uuid.uuid4().hex, tuple(masters), options, now)
+        folders = {_output_folder(p, options.out_dir) for p in paths}
+        self.check_shared(reads=[*paths, *(m.path for m in masters)], writes=folders)
+        job = tasks.CalibrateJob(uuid.uuid4().hex, tuple(masters), options, now, self.build)
         shared = self.client.scatter(job, broadcast=True, hash=False)
         keys = [f"indical-calibrate-{job.token}-{n}" for n in range(len(paths))]
         futures = self.client.map(tasks.calibrate_light, [str(p) for p in paths], job=shared,
                                   key=keys, pure=False)
-        folders = {_output_folder(p, options.out_dir) for p in paths}
         try:
             yield from self._in_order(futures)
         except BaseException:   # an error, Ctrl-C or a caller that stops: the rest not run
@@ -155,8 +209,10 @@ class Cluster:
     def inspect(self, paths: Sequence[Path], frame_type) -> Iterator:
         """inspect_file on the workers, one task per file: a FrameRecord or the reason the
         file is skipped, in input order."""
-        futures = self.client.map(tasks.inspect, [str(Path(p).resolve()) for p in paths],
-                                  frame_type=frame_type, pure=False)
+        paths = [Path(p).resolve() for p in paths]
+        self.check_shared(reads=paths)
+        futures = self.client.map(tasks.inspect, [str(p) for p in paths],
+                                  frame_type=frame_type, build=self.build, pure=False)
         try:
             yield from self._in_order(futures)
         except BaseException:
@@ -174,8 +230,11 @@ class Cluster:
         client = self.client
         as_completed = self._distributed.as_completed
         given, orders = list(orders), [_absolute(o) for o in orders]  # workers: other cwd
+        self.check_shared(reads=[p for o in orders for p in o.spec.paths],
+                          writes={o.out.parent for o in orders}
+                          | {o.rejection_map.parent for o in orders if o.rejection_map})
         specs = [client.scatter(o.spec, hash=False) for o in orders]
-        plans = [client.submit(tasks.survey_master, s, pure=False) for s in specs]
+        plans = [client.submit(tasks.survey_master, s, self.build, pure=False) for s in specs]
         sizes = [client.submit(tasks.plan_size, p, pure=False) for p in plans]
         bands: dict[object, tuple[int, int]] = {}   # band future -> (order, rows)
         done_rows = [0] * len(orders)

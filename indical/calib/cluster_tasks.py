@@ -10,7 +10,11 @@ lights don't read the same masters again."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
+import os
+import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -39,9 +43,89 @@ class TaskError(IndicalError):
     constructor arguments do not survive pickling)."""
 
 
-def worker_version() -> str:
-    """indical's version on the worker (the client checks the workers run its own)."""
-    return __version__
+# Folders of the package that a wheel installs and an editable install maps elsewhere (drivers,
+# simulators, sequences, examples: pyproject's package-dir); they compute no result here.
+_NOT_HASHED = {"drivers", "simulators", "shipped_sequences", "examples", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Build:
+    """What makes two installs of indical compute the same results: the version, a hash of its
+    Python code and the hash of the C sources its kernel was compiled from (compiled into the
+    kernel). The client and every worker must agree on all three (decision 024)."""
+
+    version: str
+    code: str
+    kernel: str
+
+    def __str__(self) -> str:
+        return f"indical {self.version} (code {self.code}, kernel {self.kernel})"
+
+
+@functools.cache
+def this_build() -> Build:
+    """This process's Build (computed once: 116 files, about 5 ms)."""
+    from indical.calib.combine.native import KernelMissing, kernel
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if _NOT_HASHED.isdisjoint(rel.parts[:-1]):
+            digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    try:
+        source = kernel().source_sha
+    except KernelMissing:
+        source = "missing"
+    return Build(__version__, digest.hexdigest()[:16], source)
+
+
+def worker_build() -> Build:
+    """The worker's Build (the client runs it on every worker when it connects)."""
+    return this_build()
+
+
+def check_build(expected: Build) -> None:
+    """Refuse to compute on a worker whose build is not the client's (one that joined the
+    cluster after the client checked them all)."""
+    mine = this_build()
+    if mine != expected:
+        raise TaskError(f"worker {_where()} runs {mine}, the client {expected}: install the "
+                        f"client's indical where the workers run")
+
+
+def sees(files: list[tuple[str, int, int]], markers: list[tuple[str, str]]) -> list[str]:
+    """What this worker does not see as the client does: files (path, size, mtime in ns) and
+    marker files the client wrote (path, token). Empty when it sees them all."""
+    problems = []
+    for path, size, mtime_ns in files:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            problems.append(f"{Path(path).parent}: can't see {Path(path).name} there "
+                            f"({exc.strerror or exc})")
+            continue
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            problems.append(f"{path}: another file at this path (size or time differ from "
+                            f"the client's)")
+    for path, token in markers:
+        folder = Path(path).parent
+        try:
+            found = Path(path).read_text()
+        except OSError:
+            found = None
+        if found != token:
+            why = ("no such folder there" if not folder.is_dir() else
+                   "another folder at this path (a file the client wrote there is not in it)")
+            problems.append(f"{folder}: {why}")
+    return problems
+
+
+def _where() -> str:
+    try:
+        from distributed import get_worker   # on a worker, Dask is loaded already
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()} (pid {os.getpid()})"
 
 
 # --- calibrate: one task per light ------------------------------------------------------------
@@ -55,6 +139,7 @@ class CalibrateJob:
     masters: tuple[MasterInfo, ...]
     options: CalibrateOptions
     now: datetime
+    build: Build
 
 
 _calibrators: OrderedDict[str, Calibrator] = OrderedDict()
@@ -65,7 +150,11 @@ def _calibrator(job: CalibrateJob) -> Calibrator:
     with _calibrators_lock:
         calibrator = _calibrators.get(job.token)
         if calibrator is None:
-            calibrator = Calibrator(MasterCatalogue(list(job.masters)), job.options, now=job.now)
+            check_build(job.build)
+            given = job.options.given   # calibrate --bias/--dark/--flat/--bpm: not the library's
+            catalogue = (MasterCatalogue(list(job.masters)) if given is None else
+                         MasterCatalogue(list(job.masters), loader=given.loader()))
+            calibrator = Calibrator(catalogue, job.options, now=job.now)
             _calibrators[job.token] = calibrator
             while len(_calibrators) > 2:   # a run or two at a time; older masters freed
                 _calibrators.popitem(last=False)
@@ -77,8 +166,10 @@ def calibrate_light(path: str, job: CalibrateJob) -> LightOutcome:
     return _calibrator(job).calibrate(Path(path))
 
 
-def inspect(path: str, frame_type: FrameType | None) -> FrameRecord | str:
-    """inspect_file for `indical master --group`: the record, or why the file is skipped."""
+def inspect(path: str, frame_type: FrameType | None, build: Build) -> FrameRecord | str:
+    """inspect_file for `indical master --group` and `library ingest`: the record, or why the
+    file is skipped."""
+    check_build(build)
     try:
         return inspect_file(Path(path), frame_type=frame_type)
     except FitsError as exc:
@@ -98,6 +189,7 @@ class MasterPlan:
     width: int
     height: int
     itemsize: int      # bytes per stored pixel of the first frame
+    build: Build       # the client's: every task of the master checks its worker has it
 
 
 def plan_size(plan: MasterPlan) -> tuple[int, int, int, int]:
@@ -119,8 +211,9 @@ class MasterWritten:
     precal_reason: str
 
 
-def survey_master(spec: MasterSpec) -> MasterPlan:
+def survey_master(spec: MasterSpec, build: Build) -> MasterPlan:
     """master.survey on a worker, and the levels measured (after any precalibration image)."""
+    check_build(build)
     try:
         kind, infos = survey(spec)
         job = combine_job(spec, kind, infos)
@@ -134,11 +227,12 @@ def survey_master(spec: MasterSpec) -> MasterPlan:
             job = replace(job, levels_adu=levels)
     except IndicalError as exc:
         raise TaskError(str(exc)) from None
-    return MasterPlan(kind, tuple(infos), job, infos[0].width, infos[0].height, itemsize)
+    return MasterPlan(kind, tuple(infos), job, infos[0].width, infos[0].height, itemsize, build)
 
 
 def combine_band(plan: MasterPlan, start: int, stop: int) -> CombineResult:
     """Rows [start, stop) of the master, combined."""
+    check_build(plan.build)
     try:
         return combine_files(plan.job, rows=(start, stop))
     except IndicalError as exc:
@@ -150,6 +244,7 @@ def write_master_from_bands(spec: MasterSpec, plan: MasterPlan, bands: list[Comb
                             rejection_map: str | None = None) -> MasterWritten:
     """The bands put together (the whole image, as one combine makes it), finished like a local
     build (flats normalised over the whole image) and written."""
+    check_build(plan.build)
     first = bands[0]
     result = CombineResult(data=np.concatenate([b.data for b in bands]),
                            rejected=np.concatenate([b.rejected for b in bands]),
@@ -165,6 +260,7 @@ def write_master_from_bands(spec: MasterSpec, plan: MasterPlan, bands: list[Comb
 def write_master_whole(spec: MasterSpec, plan: MasterPlan, out: str, now: datetime, *,
                        overwrite: bool = False, rejection_map: str | None = None) -> MasterWritten:
     """A master small enough for one task: combined, finished and written."""
+    check_build(plan.build)
     try:
         build = finish_master(spec, plan.kind, list(plan.sources), combine_files(plan.job),
                               now=now)

@@ -117,11 +117,8 @@ def calibrate(lights, out_dir, library_db, ccd, integer_output, bit_depth, bad_p
     if any(f is not None for f in (bias_file, dark_file, flat_file, bpm_file)):
         if not lights:
             raise click.UsageError("--bias/--dark/--flat/--bpm need LIGHTS to calibrate")
-        if scheduler:
-            raise click.UsageError("--bias/--dark/--flat/--bpm run locally; leave out "
-                                   "--scheduler (and INDICAL_SCHEDULER)")
         _calibrate_with_given(lights, options, bias_file, dark_file, flat_file, bpm_file,
-                              allow_mismatch)
+                              allow_mismatch, scheduler)
         return
     library = open_library(library_db)
     with library, StatusStore(library.db_path) as store:
@@ -168,13 +165,20 @@ def _show(o) -> None:
         console.print(f"    [yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
 
 
-def _calibrate_with_given(lights, options, bias, dark, flat, bpm, allow_mismatch) -> None:
-    """Calibrate with the masters named on the command line; the library is not touched."""
+def _calibrate_with_given(lights, options, bias, dark, flat, bpm, allow_mismatch,
+                          scheduler: str | None) -> None:
+    """Calibrate with the masters named on the command line; the library is not touched. With
+    a scheduler, one task per light as with the library's masters (the workers read the given
+    files, named by absolute path)."""
     import dataclasses
+    from datetime import datetime, timezone
 
     from indical.calib.calibrate import Calibrator, RunSummary, light_paths
     from indical.calib.catalogue import MasterCatalogue
     from indical.calib.given_masters import GivenMasters, describe
+    if scheduler:   # the workers' working folders are not ours
+        bias, dark, flat, bpm = (None if p is None else Path(p).absolute()
+                                 for p in (bias, dark, flat, bpm))
     given = GivenMasters.read(bias=bias, dark=dark, flat=flat, bpm=bpm)  # FitsError names it
     for line in describe(given):
         console.print(f"using {escape(line)}", highlight=False, soft_wrap=True)
@@ -184,11 +188,17 @@ def _calibrate_with_given(lights, options, bias, dark, flat, bpm, allow_mismatch
         console.print("no FITS files in " + ", ".join(escape(str(p)) for p in lights),
                       soft_wrap=True)
         sys.exit(1)
-    catalogue = MasterCatalogue(given.infos(), loader=given.loader())
     summary = RunSummary()
-    for outcome in Calibrator(catalogue, options).run(found):
-        summary.outcomes.append(outcome)
-        _show(outcome)
+    with connect(scheduler) as cluster:
+        if cluster is None:
+            catalogue = MasterCatalogue(given.infos(), loader=given.loader())
+            outcomes = Calibrator(catalogue, options).run(found)
+        else:
+            outcomes = cluster.calibrate(given.infos(), options, datetime.now(timezone.utc),
+                                         [Path(p).absolute() for p in found])
+        for outcome in outcomes:
+            summary.outcomes.append(outcome)
+            _show(outcome)
     _summarise(summary)
 
 

@@ -16,7 +16,7 @@ from indical.calib.autobuild import MASTERS_BEING_WRITTEN, AutoBuildPolicy, buil
 from indical.calib.combine.options import CombineOptions, Method
 from indical.calib.grouping import GroupingOptions
 from indical.calib.ingest import find_fits
-from indical.calib.library import CalibrationLibrary, default_library_path
+from indical.calib.library import CalibrationLibrary, IngestResult, default_library_path
 from indical.calib.master import FLAT_NORMALISATIONS
 from indical.cli import console
 from indical.commands.library_target import LIBRARY
@@ -163,18 +163,36 @@ def _build_due_on_cluster(lib: CalibrationLibrary, policy: AutoBuildPolicy, grou
 
 
 def _ingest(lib: CalibrationLibrary, paths: list[Path], kind: FrameType | None, *,
-            empty_ok: bool = False):
+            empty_ok: bool = False, cluster=None):
     unreadable: list[tuple[Path, str]] = []
     files = list(find_fits(paths, unreadable=unreadable, empty_ok=empty_ok))
     with progress_bar() as bar:
         task = bar.add_task("ingesting", total=len(files))
-        result = lib.ingest(files, frame_type=kind, progress=lambda p: bar.advance(task))
+        if cluster is None:
+            result = lib.ingest(files, frame_type=kind, progress=lambda p: bar.advance(task))
+        else:
+            result = _ingest_on_cluster(lib, files, kind, cluster, lambda: bar.advance(task))
     result.skipped[:0] = unreadable
     for path, reason in result.skipped:
         console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}",
                       soft_wrap=True, highlight=False)
     console.print(f"{len(result.added)} frames added, {len(result.known)} already known, "
                   f"{len(result.skipped)} skipped")
+    return result
+
+
+def _ingest_on_cluster(lib: CalibrationLibrary, files: list[Path], kind: FrameType | None,
+                       cluster, advance) -> IngestResult:
+    """lib.ingest with the files read and hashed by the cluster's workers (one task per file);
+    this process indexes the records they return, in the files' order."""
+    result = IngestResult()
+    for path, got in zip(files, cluster.inspect(files, kind)):
+        if isinstance(got, str):
+            result.skipped.append((path, got))
+        else:
+            stored, new = lib.add_frame(got)
+            (result.added.append(stored) if new else result.known.append(path))
+        advance()
     return result
 
 
@@ -185,15 +203,18 @@ def _ingest(lib: CalibrationLibrary, paths: list[Path], kind: FrameType | None, 
 @click.option("--build/--no-build", default=True, show_default=True,
               help="Build the masters of groups that have enough frames.")
 @_with_build_options
+@SCHEDULER_OPTION
 @click.pass_obj
 def ingest(db: Path, folders, kind, build, min_frames, method, group_text,
-           precal_exposure_tol, flat_normalisation) -> None:
+           precal_exposure_tol, flat_normalisation, scheduler) -> None:
     """Index the FITS files in FOLDERS (recursively); bad files are reported and skipped (exit
-    status 1 when any was)."""
+    status 1 when any was). With --scheduler, the files are read and hashed, and the masters
+    built and written, by the workers of a Dask cluster, which must see FOLDERS and the
+    library's folders at the same paths; this process indexes them."""
     policy = _policy(min_frames, method, group_text, precal_exposure_tol, flat_normalisation)
-    with CalibrationLibrary(db) as lib:
-        result = _ingest(lib, list(folders), _TYPES[kind] if kind else None)
-        if build and _build_due(lib, policy):
+    with CalibrationLibrary(db) as lib, connect(scheduler) as cluster:
+        result = _ingest(lib, list(folders), _TYPES[kind] if kind else None, cluster=cluster)
+        if build and _build_due(lib, policy, cluster):
             raise IndicalError("some masters could not be built (see above)")
     if result.skipped:
         sys.exit(1)

@@ -23,12 +23,14 @@ from indical.testing.frames import synthetic_data, synthetic_meta, write_synthet
 DASK = str(Path(sys.executable).with_name("dask"))
 
 
-def _start(args: list[str], folder: Path, log_name: str) -> tuple[subprocess.Popen, Path]:
+def _start(args: list[str], folder: Path, log_name: str, *, env: dict | None = None,
+           wrap: tuple[str, ...] = ()) -> tuple[subprocess.Popen, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / log_name
     with open(log, "wb") as out:
-        proc = subprocess.Popen([DASK, *args], cwd=folder, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen([*wrap, DASK, *args], cwd=folder, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, **(env or {})})
     return proc, log
 
 
@@ -53,7 +55,10 @@ class DaskCluster:
     workers: list[subprocess.Popen] = field(default_factory=list)
     worker_logs: list[Path] = field(default_factory=list)
 
-    def start(self, n_workers: int = 2) -> "DaskCluster":
+    def start(self, n_workers: int = 2, *, env: dict | None = None,
+              wrap: tuple[str, ...] = ()) -> "DaskCluster":
+        """The scheduler and `n_workers` workers; `env` added to the workers' environment and
+        `wrap` put before their command (another machine's view: see `hiding`)."""
         port = free_port()
         self.address = f"tcp://127.0.0.1:{port}"
         self.scheduler, self.scheduler_log = _start(
@@ -61,18 +66,25 @@ class DaskCluster:
             self.folder / "scheduler", "scheduler.log")
         _wait_for(self.scheduler_log, "Scheduler at:", self.scheduler)
         for n in range(n_workers):
-            self.add_worker(n)
+            self.add_worker(n, env=env, wrap=wrap)
         _wait_for(self.scheduler_log, "Register worker", self.scheduler, count=n_workers)
         return self
 
-    def add_worker(self, n: int) -> None:
+    def add_worker(self, n: int, *, env: dict | None = None, wrap: tuple[str, ...] = ()) -> None:
         folder = self.folder / f"worker{n}"
         proc, log = _start(["worker", self.address, "--host", "127.0.0.1", "--nworkers", "1",
                             "--nthreads", "1", "--no-dashboard", "--local-directory",
-                            str(folder)], folder, "worker.log")
+                            str(folder)], folder, "worker.log", env=env, wrap=wrap)
         self.workers.append(proc)
         self.worker_logs.append(log)
         _wait_for(log, "Registered to:", proc)
+
+    def worker_address(self, n: int) -> str:
+        """Worker n's address, as its log says it."""
+        for line in self.worker_logs[n].read_text(errors="replace").splitlines():
+            if "Start worker at:" in line:
+                return line.split("Start worker at:")[1].strip()
+        raise RuntimeError(f"{self.worker_logs[n]}: no 'Start worker at:' line")
 
     def worker_process(self, n: int) -> psutil.Process:
         """The process that runs worker n's tasks (the nanny's child, not the nanny)."""
@@ -98,6 +110,38 @@ class DaskCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def hiding(folder: Path) -> tuple[str, ...]:
+    """A command prefix that runs a command in a mount namespace of its own where an empty
+    tmpfs covers `folder` (which must exist): the command sees another folder at that path, as
+    a worker on another machine sees its own disk where the client's files are not. unshare(1)
+    from util-linux; as root, or in a user namespace as a mapped root otherwise."""
+    user = () if os.geteuid() == 0 else ("--user", "--map-root-user")
+    return ("unshare", *user, "--mount", "--propagation", "private", "sh", "-c",
+            'mount -t tmpfs indical-test "$0" && shift && exec "$@"', str(folder), "--")
+
+
+def other_indical(folder: Path, *, version: str | None = None, edit: bool = False) -> Path:
+    """A copy of this indical, with its compiled kernel, in `folder` (a PYTHONPATH that a
+    worker imports indical from before the installed one): another version, or the same
+    version with one line of its code changed, as a machine left behind may have it."""
+    import shutil
+
+    import indical
+    dst = folder / "indical"
+    shutil.copytree(Path(indical.__file__).parent, dst,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if version is not None:
+        init = dst / "__init__.py"
+        text = init.read_text()
+        assert f'__version__ = "{indical.__version__}"' in text
+        init.write_text(text.replace(f'__version__ = "{indical.__version__}"',
+                                     f'__version__ = "{version}"'))
+    if edit:
+        apply = dst / "calib" / "apply.py"
+        apply.write_text(apply.read_text() + "\n# an older build's line\n")
+    return folder
 
 
 def write_frames(root: Path, *, lights: int, shape: tuple[int, int], raw: int = 5) -> None:

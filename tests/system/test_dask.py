@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from dask_helpers import DaskCluster, bytes_without, temporaries, write_frames
+from dask_helpers import (DaskCluster, bytes_without, hiding, other_indical, temporaries,
+                          write_frames)
 
 INDICAL = [str(Path(sys.executable).with_name("indical"))]
 
@@ -93,6 +94,25 @@ def test_master_on_dask_gives_the_local_files(cluster, frames, tmp_path):
     _same_files(tmp_path / "local", tmp_path / "dask", "DATE", expected=5)
 
 
+def test_given_masters_on_dask_give_the_local_files(cluster, frames, tmp_path):
+    """calibrate --bias/--dark/--flat: one task per light on the cluster, as with the library's
+    masters; the files and lines of the local run (masters named by absolute path in both)."""
+    root, db = frames
+    given = []
+    for kind in ("bias", "dark", "flat"):
+        [master] = (db.parent / "masters").glob(f"*{kind}*.fits")
+        given += [f"--{kind}", str(master)]
+    runs = {}
+    for name, extra in (("local", []), ("dask", ["--scheduler", cluster.address])):
+        runs[name] = indical("calibrate", str(root / "lights"), "-o", str(tmp_path / name),
+                             *given, *extra)
+    _same_files(tmp_path / "local", tmp_path / "dask", "CALIBRAT", expected=12)
+    assert runs["local"].stdout.replace(str(tmp_path / "local"), "OUT") == \
+        runs["dask"].stdout.replace(str(tmp_path / "dask"), "OUT")
+    assert "12 calibrated, 0 without masters, 0 failed" in runs["dask"].stdout
+    assert runs["dask"].stdout.count("using ") == 3
+
+
 def test_sweep_on_dask_gives_the_local_masters(cluster, frames, tmp_path):
     root, _ = frames
     masters = {}
@@ -103,6 +123,29 @@ def test_sweep_on_dask_gives_the_local_masters(cluster, frames, tmp_path):
         assert run.stdout.count("built ") == 3, run.stdout
         # master file names carry the time they were built: compare them by group
         masters[name] = {p.name.rsplit("_", 1)[0]: p for p in (db.parent / "masters").iterdir()}
+    _same_masters(masters)
+
+
+def test_ingest_with_build_on_dask_gives_the_local_library(cluster, frames, tmp_path):
+    """library ingest --scheduler: the workers read and hash the files and build the due
+    masters; the client indexes the same frames and masters as a local ingest."""
+    root, _ = frames
+    masters, frames_indexed = {}, {}
+    for name, extra in (("local", []), ("dask", ["--scheduler", cluster.address])):
+        db = tmp_path / name / "library.sqlite"
+        run = indical("library", "--library", str(db), "ingest", str(root / "raw"),
+                      "--min-frames", "5", *extra)
+        assert "15 frames added, 0 already known, 0 skipped" in run.stdout, run.stdout
+        assert run.stdout.count("built ") == 3, run.stdout
+        masters[name] = {p.name.rsplit("_", 1)[0]: p for p in (db.parent / "masters").iterdir()}
+        from indical.calib.library import CalibrationLibrary
+        with CalibrationLibrary(db) as lib:
+            frames_indexed[name] = sorted((r.path, r.sha256) for r in lib.frames())
+    assert frames_indexed["local"] == frames_indexed["dask"] and len(frames_indexed["dask"]) == 15
+    _same_masters(masters)
+
+
+def _same_masters(masters: dict[str, dict[str, Path]]) -> None:
     assert sorted(masters["local"]) == sorted(masters["dask"]) and len(masters["local"]) == 3
     for group, path in masters["local"].items():
         assert bytes_without(path, "DATE") != b""
@@ -219,3 +262,71 @@ def test_worker_killed_while_building_masters_changes_nothing(cluster, tmp_path)
     assert not victim.is_running()
     _same_files(tmp_path / "local", tmp_path / "dask", "DATE", expected=3)
     assert temporaries(tmp_path / "dask") == []
+
+
+@pytest.mark.parametrize("other", ["version", "code"])
+def test_workers_of_another_build_are_refused(frames, tmp_path, other):
+    """A worker that imports another indical (a copy of this one with another version, or the
+    same version with a line of code changed): calibrate refuses before any task, naming the
+    worker and both builds, and writes nothing."""
+    root, db = frames
+    env = other_indical(tmp_path / "env", version="0.0.9" if other == "version" else None,
+                        edit=other == "code")
+    stale = DaskCluster(tmp_path / "dask")
+    try:
+        stale.start(n_workers=1, env={"PYTHONPATH": str(env)})
+        run = indical("calibrate", str(root / "lights"), "-o", str(tmp_path / "out"),
+                      "--library", str(db), "--scheduler", stale.address, check=False)
+        worker = stale.worker_address(0)
+    finally:
+        stale.stop()
+    from indical.calib.cluster_tasks import this_build
+    mine = this_build()
+    assert run.returncode != 0
+    message = " ".join(run.stderr.split())
+    assert f"worker {worker} runs indical" in message, run.stderr
+    assert f"this client runs {mine}" in message, run.stderr
+    if other == "version":
+        assert "runs indical 0.0.9 (code" in message
+    else:   # the same version: the code's hash tells them apart
+        assert f"runs indical {mine.version} (code " in message
+        assert f"code {mine.code}," not in message.split("this client")[0]
+    assert f"kernel {mine.kernel})" in message.split("this client")[0]   # same kernel sources
+    assert not list(tmp_path.glob("out/*.fits"))
+
+
+def test_folders_the_workers_do_not_see_are_refused(postgres, tmp_path):
+    """A worker that sees another folder where the client keeps the raw frames and
+    INDICAL_LIBRARY_ROOT (its own disk, not shared storage; here an empty tmpfs over the
+    folder in the worker's mount namespace): sweep and master refuse before any task, naming
+    the folders and the worker, and build nothing."""
+    here_only = tmp_path / "here_only"
+    write_frames(here_only, lights=0, shape=(60, 80))
+    url = postgres.new_database()
+    env = {**os.environ, "INDICAL_LIBRARY": url,
+           "INDICAL_LIBRARY_ROOT": str(here_only / "library")}
+    ingest = subprocess.run([*INDICAL, "library", "ingest", str(here_only / "raw"), "--no-build"],
+                            capture_output=True, text=True, timeout=120, env=env,
+                            stdin=subprocess.DEVNULL)
+    assert ingest.returncode == 0, ingest.stderr
+    blind = DaskCluster(tmp_path / "dask")
+    try:
+        blind.start(n_workers=1, wrap=hiding(here_only))
+        worker = blind.worker_address(0)
+        sweep = subprocess.run([*INDICAL, "library", "sweep", "--min-frames", "5",
+                                "--scheduler", blind.address], capture_output=True, text=True,
+                               timeout=120, env=env, stdin=subprocess.DEVNULL)
+        master = indical("master", str(here_only / "raw"), "--group", "size,filter,exposure",
+                         "--out-dir", str(tmp_path / "masters"), "--scheduler", blind.address,
+                         check=False)
+    finally:
+        blind.stop()
+    said = " ".join(sweep.stderr.split())
+    assert sweep.returncode != 0, sweep.stdout
+    assert f"worker {worker}: {here_only / 'library' / 'masters'}: no such folder there" in said
+    assert f"worker {worker}: {here_only / 'raw'}: can't see " in said
+    assert "INDICAL_LIBRARY_ROOT" in said and "nothing was run" in said
+    assert [p.name for p in (here_only / "library" / "masters").iterdir()] == []
+    said = " ".join(master.stderr.split())
+    assert master.returncode != 0 and f"{here_only / 'raw'}: can't see " in said, master.stderr
+    assert not list((tmp_path / "masters").glob("*"))

@@ -4,6 +4,7 @@ byte for byte, a task run twice writes once; and a local run never imports Dask.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -64,7 +65,7 @@ def test_master_from_bands_is_the_local_master_byte_for_byte(tmp_path):
         (tmp_path / name).mkdir()
     write_master(build_master(spec, now=NOW), tmp_path / "local" / "m.fits",
                  rejection_map=tmp_path / "local" / "rej.fits")
-    plan = tasks.survey_master(spec)
+    plan = tasks.survey_master(spec, tasks.this_build())
     assert tasks.plan_size(plan) == (101, 67, 7, 2)
     bands = [tasks.combine_band(plan, r0, min(101, r0 + 30)) for r0 in range(0, 101, 30)]
     written = tasks.write_master_from_bands(spec, plan, bands, str(tmp_path / "bands" / "m.fits"),
@@ -97,7 +98,8 @@ def test_a_task_run_twice_writes_once(tmp_path):
 def test_survey_errors_come_back_as_plain_messages(tmp_path):
     paths = _flats(tmp_path, n=2) + [tmp_path / "missing.fits"]
     with pytest.raises(tasks.TaskError, match="missing.fits") as caught:
-        tasks.survey_master(MasterSpec(paths=paths, frame_type=FrameType.FLAT))
+        tasks.survey_master(MasterSpec(paths=paths, frame_type=FrameType.FLAT),
+                            tasks.this_build())
     import pickle
     assert str(pickle.loads(pickle.dumps(caught.value))) == str(caught.value)
 
@@ -108,7 +110,8 @@ from click.testing import CliRunner
 from indical.cli import main
 args = sys.argv[1:]
 runs = [["master", *args[:3], "-o", args[3]], ["calibrate", args[0], "-o", args[4], "--library",
-        args[5]]]
+        args[5]], ["calibrate", args[0], "--flat", args[3], "-o", args[4] + "_given"],
+        ["library", "--library", args[5], "ingest", args[6]]]
 for argv in runs:
     result = CliRunner().invoke(main, argv, catch_exceptions=False)
     print(result.exit_code, result.output)
@@ -124,10 +127,12 @@ def test_a_local_run_never_imports_dask(tmp_path, monkeypatch):
     from indical.calib.library import CalibrationLibrary
     CalibrationLibrary(lib).close()
     run = subprocess.run([sys.executable, "-c", _NO_DASK, *map(str, paths), str(tmp_path / "m.fits"),
-                          str(tmp_path / "cal"), str(lib)], capture_output=True, text=True,
-                         timeout=120)
+                          str(tmp_path / "cal"), str(lib), str(tmp_path / "raw")],
+                         capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "m.fits").is_file()          # the master was built, locally
+    assert "3 frames added" in run.stdout           # ingest (and its --build) ran, locally
+    assert "using flat: " in run.stdout             # so did calibrate with a given master
     assert "DASK MODULES: []" in run.stdout, run.stdout
 
 
@@ -149,6 +154,32 @@ def test_options_that_need_or_exclude_a_scheduler(tmp_path):
     run = CliRunner().invoke(main, ["master", *paths, "-o", str(tmp_path / "m.fits"),
                                     "--rows-per-task", "10"])
     assert run.exit_code == 2 and "--rows-per-task needs --scheduler" in run.output
-    run = CliRunner().invoke(main, ["calibrate", paths[0], "--flat", paths[1], "--scheduler",
-                                    "tcp://127.0.0.1:1"])
-    assert run.exit_code == 2 and "run locally" in run.output
+
+
+def test_a_task_on_a_worker_of_another_build_refuses(tmp_path):
+    """A worker that joined after the client checked them all: each task checks the client's
+    build against its own and refuses, naming both, before reading anything."""
+    mine = tasks.this_build()
+    assert len(mine.code) == len(mine.kernel) == 16 and mine.kernel != "unknown"
+    tasks.check_build(mine)
+    other = tasks.Build(mine.version, "0" * 16, mine.kernel)
+    with pytest.raises(tasks.TaskError, match=re.escape(f"runs {mine}, the client {other}")):
+        tasks.inspect(str(_flats(tmp_path, n=1)[0]), None, other)
+
+
+def test_what_a_worker_does_not_see_as_the_client_does(tmp_path):
+    light = _flats(tmp_path / "lights", n=1)[0]
+    st = light.stat()
+    marker = tmp_path / "out" / ".indical-shared-x"
+    marker.parent.mkdir()
+    marker.write_text("token")
+    assert tasks.sees([(str(light), st.st_size, st.st_mtime_ns)], [(str(marker), "token")]) == []
+    said = tasks.sees([(str(light), st.st_size + 1, st.st_mtime_ns),
+                       (str(tmp_path / "gone" / "l.fits"), 1, 1)],
+                      [(str(marker), "another token"), (str(tmp_path / "no" / ".m"), "t")])
+    assert said == [f"{light}: another file at this path (size or time differ from the "
+                    f"client's)",
+                    f"{tmp_path / 'gone'}: can't see l.fits there (No such file or directory)",
+                    f"{tmp_path / 'out'}: another folder at this path (a file the client "
+                    f"wrote there is not in it)",
+                    f"{tmp_path / 'no'}: no such folder there"]

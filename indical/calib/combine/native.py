@@ -53,6 +53,11 @@ class NativeKernel:
         lib.ind_level_be16.restype = ctypes.c_double
         lib.ind_calibrate_be16.argtypes = [_p, _i64, _f, _p, _p, _f, _p, _p]
         lib.ind_calibrate_be16.restype = _i64
+        try:   # sha256 of the C sources it was built from (setup.py), for Dask's workers
+            lib.ind_source_sha.restype = ctypes.c_char_p
+            self.source_sha = lib.ind_source_sha().decode()
+        except AttributeError:
+            self.source_sha = "unknown"
         self._set_isa = lib.ind_set_isa
         self.isa = self._set_isa(-1)  # the best copy this CPU runs
         self.work_bytes = lib.ind_work_bytes
