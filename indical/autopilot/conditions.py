@@ -45,7 +45,7 @@ class Needs:
     the rig's camera and filters. Each method returns None when nothing is missing, else what
     is, in words."""
 
-    library_path: Path
+    library_path: Path | str     # a file or a postgresql:// URL
     night_start: datetime
     camera: str | None
     wheel_filters: list[str] | None

@@ -20,6 +20,7 @@ from indical.autopilot.conditions import Needs, sky_condition, weather_reading
 from indical.autopilot.journal import Entry, Journal, State, stamp
 from indical.autopilot.plan import Plan, Task, Window
 from indical.autopilot.windows import Span, current_or_next, local_noon, night_of, night_spans
+from indical.calib.db import LibraryTarget, is_url
 from indical.clock import Clock, SystemClock
 from indical.errors import IndicalError
 from indical.rig import Rig, RigSpec, open_rig
@@ -34,20 +35,31 @@ class AutopilotError(IndicalError):
 
 @dataclass
 class Paths:
-    """Where the autopilot keeps things: the library, its state and the journal."""
+    """Where the autopilot keeps things: the library (a file or a postgresql:// URL), its
+    state and the journal."""
 
     home: Path
-    library: Path | None = None
+    library: LibraryTarget | None = None
     journal: Path | None = None
     store: Path | None = None
 
     @property
-    def library_db(self) -> Path:
+    def library_db(self) -> LibraryTarget:
         return self.library or self.home / "library.sqlite"
 
     @property
     def state_db(self) -> Path:
-        return self.library_db.parent / "autopilot.sqlite"
+        """This machine's state (task runs per night, lights seen on arrival): a local SQLite
+        file in the output folder, whatever the library is (a PostgreSQL library is shared by
+        machines; each autopilot's bookkeeping is its own). An autopilot.sqlite beside a
+        library file given with --library (where indical kept it until 2026-12) is still used
+        while the output folder has none."""
+        here = self.home / "autopilot.sqlite"
+        if not here.exists() and self.library is not None and not is_url(self.library):
+            before = Path(self.library).parent / "autopilot.sqlite"
+            if before.exists():
+                return before
+        return here
 
     @property
     def journal_file(self) -> Path:

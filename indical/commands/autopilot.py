@@ -11,6 +11,7 @@ import click
 from rich.markup import escape
 
 from indical.cli import RIG_OPTION, console, err_console
+from indical.commands.library_target import LIBRARY
 
 WINDOWS = ("dusk", "night", "dawn", "day")
 
@@ -30,8 +31,9 @@ def _on_term(signum, frame) -> None:
               default=Path("indical-autopilot"), show_default=True,
               help="Folder for the calibration library (frames, masters), the journal and "
                    "the exposure logs.")
-@click.option("--library", "library_db", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Use this calibration library instead of one in --out.")
+@click.option("--library", "library_db", type=LIBRARY, default=None,
+              help="Use this calibration library instead of one in --out: a database file or "
+                   "a postgresql://USER@HOST/DB URL (the autopilot's own state stays in --out).")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Journal (JSON lines). Default: OUT/journal.jsonl.")
 @click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -45,7 +47,7 @@ def _on_term(signum, frame) -> None:
 @click.option("--settle", "settle_s", type=click.FloatRange(0), default=5.0, show_default=True,
               help="Seconds a new light's size must stay the same before it counts as written "
                    "(when its writer's close is not seen).")
-def autopilot(plan_file: Path, rig_path: Path | None, out: Path, library_db: Path | None,
+def autopilot(plan_file: Path, rig_path: Path | None, out: Path, library_db,
               journal_path: Path | None, store_path: Path | None, nights: int | None,
               once: str | None, settle_s: float) -> None:
     """Run the tasks of PLAN_FILE every night: sky flats at dusk, darks on cloudy nights,
@@ -55,11 +57,6 @@ def autopilot(plan_file: Path, rig_path: Path | None, out: Path, library_db: Pat
     from indical.autopilot.plan import Window, load_plan
     from indical.rig import load_rig
 
-    if library_db is not None and str(library_db).startswith(("postgres:", "postgresql:")):
-        # (the autopilot keeps its state beside the library file, decision 019)
-        raise click.BadParameter("the autopilot's library is a file; a PostgreSQL library "
-                                 "serves ingest, sweep, master and calibrate",
-                                 param_hint="--library")
     plan = load_plan(plan_file)
     spec = load_rig(rig_path)
     paths = Paths(out, library=library_db, journal=journal_path, store=store_path)

@@ -95,7 +95,7 @@ def _lights_in_library(spec, db: Path, folder: Path) -> None:
             lib.add_frame(inspect_file(write_frame(frame, folder / f"light_{i}.fits")))
 
 
-def _flats_per_night(db: Path) -> dict[str, Counter]:
+def _flats_per_night(db: Path | str) -> dict[str, Counter]:
     from indical.sinks import night_of
     out: dict[str, Counter] = {}
     with CalibrationLibrary(db) as lib:
@@ -203,3 +203,45 @@ def test_kill_9_in_the_middle_of_a_night_then_restart(tmp_path):
                if "rejected" not in p.parts}
     assert on_disk == indexed                         # nothing written and then forgotten
     assert darkflats and set(darkflats.values()) == {20}   # one set per exposure, not two
+
+
+def test_one_night_on_a_postgresql_library(postgres, tmp_path):
+    """`indical autopilot --library postgresql://...`: one cloudy night (darks, then panel
+    flats at dawn, two filters) with the frames and masters in a real PostgreSQL library and
+    its files under INDICAL_LIBRARY_ROOT, while the autopilot's own state is a local SQLite file
+    in its output folder; run again, the finished night is not run twice."""
+    url = postgres.new_database()
+    rig = tmp_path / "rig.toml"
+    rig.write_text(RIG.replace("CLOUDY", "[1]").replace(
+        'names = ["L", "R", "G", "B"]\nthroughput = [1.0, 0.45, 0.5, 0.4]',
+        'names = ["L", "R"]\nthroughput = [1.0, 0.45]'))
+    plan = tmp_path / "plan.toml"
+    plan.write_text(PLAN.split('[[task]]\nname = "calibrate"')[0])
+    root = tmp_path / "shared-library"
+    env = {**os.environ, "INDICAL_LIBRARY_ROOT": str(root)}
+    argv = [sys.executable, "-c", "from indical.cli import main; main()", "autopilot", str(plan),
+            "--rig", str(rig), "-o", str(tmp_path / "out"), "--library", url, "--store",
+            str(tmp_path / "trained.sqlite"), "--nights", "1"]
+    runs = [subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env=env, stdin=subprocess.DEVNULL) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stdout + run.stderr
+    journal = [json.loads(x) for x in (tmp_path / "out" / "journal.jsonl").read_text()
+               .splitlines()]
+    decided = {e["task"]: e for e in journal}
+    assert len(journal) == len(decided) == 3, journal          # the second run took nothing
+    assert decided["sky flats"]["outcome"] == "skipped"
+    assert decided["darks"]["outcome"] == "done"
+    assert decided["panel flats"]["outcome"] == "done" and decided["panel flats"]["frames"] > 0
+    assert "0 decision(s)" in runs[1].stdout
+
+    assert (tmp_path / "out" / "autopilot.sqlite").is_file()    # the state: local, in --out
+    assert not (tmp_path / "out" / "library.sqlite").exists()   # the library: PostgreSQL
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out", "plan.toml", "rig.toml", "shared-library", "trained.sqlite"]
+    assert _flats_per_night(url)[NIGHTS[0]] == Counter({"L": 20, "R": 20})
+    with CalibrationLibrary(url) as lib:
+        indexed = {Path(r.path) for r in lib.frames()}
+        assert {m.filter for m in lib.masters() if m.frame_type is FrameType.FLAT} == {"L", "R"}
+    assert indexed and all(root / "frames" in p.parents for p in indexed)
+    assert indexed == {p for p in (root / "frames").rglob("*.fits") if "rejected" not in p.parts}

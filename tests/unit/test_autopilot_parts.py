@@ -191,3 +191,20 @@ def test_needed_of_a_sequence_without_still_needed_fails_that_task_only(tmp_path
     lines = [json.loads(x) for x in (tmp_path / "out" / "journal.jsonl").read_text().splitlines()]
     assert [(e["task"], e["outcome"]) for e in lines] == [("asks", "failed"), ("after", "done")]
     assert "ok.py: has no still_needed(needs) function" in lines[0]["reason"]
+
+
+def test_the_state_is_local_to_the_output_folder_whatever_the_library(tmp_path):
+    from indical.autopilot.pilot import Paths
+    out = tmp_path / "out"
+    assert Paths(out).state_db == out / "autopilot.sqlite"
+    assert Paths(out, library="postgresql://astro@dbhost/calib").state_db == \
+        out / "autopilot.sqlite"
+    elsewhere = tmp_path / "lib" / "library.sqlite"
+    assert Paths(out, library=elsewhere).state_db == out / "autopilot.sqlite"
+    # a state kept beside a library file by an older indical is used where it is...
+    elsewhere.parent.mkdir()
+    State(elsewhere.parent / "autopilot.sqlite").close()
+    assert Paths(out, library=elsewhere).state_db == elsewhere.parent / "autopilot.sqlite"
+    # ...until the output folder has its own
+    State(out / "autopilot.sqlite").close()
+    assert Paths(out, library=elsewhere).state_db == out / "autopilot.sqlite"
