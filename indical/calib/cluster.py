@@ -124,10 +124,14 @@ class Cluster:
         markers: list[tuple[Path, str]] = []
         try:
             for folder in sorted({Path(f).absolute() for f in writes}):
-                folder.mkdir(parents=True, exist_ok=True)
                 token = uuid.uuid4().hex
                 marker = folder / f".indical-shared-{token}"
-                marker.write_text(token)
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    marker.write_text(token)
+                except OSError as exc:
+                    raise ClusterError(f"{folder}: can't write there "
+                                       f"({exc.strerror or exc}); nothing was run") from None
                 markers.append((marker, token))
             if not samples and not markers:
                 return
