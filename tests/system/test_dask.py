@@ -195,6 +195,7 @@ def test_worker_killed_mid_run_changes_nothing(cluster, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        if not proc.stdout.closed:   # a run that failed early: its pipes closed all the same
             proc.communicate()
     assert proc.returncode == 0, stdout + stderr
     assert written_before < 30   # it really was mid-run
@@ -256,6 +257,7 @@ def test_worker_killed_while_building_masters_changes_nothing(cluster, tmp_path)
     finally:
         if proc.poll() is None:
             proc.kill()
+        if not proc.stdout.closed:   # a run that failed early: its pipes closed all the same
             proc.communicate()
     assert proc.returncode == 0, stdout + stderr
     assert stdout.count("wrote ") == 3
