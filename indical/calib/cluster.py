@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from indical import __version__
 from indical.atomic import remove_stale_temporaries
 from indical.calib import cluster_tasks as tasks
 from indical.calib.calibrate import CalibrateOptions, LightOutcome
