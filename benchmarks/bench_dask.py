@@ -12,8 +12,11 @@ calibrates two lights untimed (the workers import indical and read the masters o
 chunks of lights, outputs deleted after each turn (200 lights write 20 GB). Dask's overhead per
 light: (Dask 1 worker - local 1 thread) / N, and the same for 2 against 2. Also measured: the
 bytes a light's task and result take pickled (what crosses the network besides the files), and
-the scheduler's round trip for an empty task.
-Run: .venv/bin/python benchmarks/bench_dask.py [--count 200] [--width 6248 --height 4176]"""
+the scheduler's round trip for an empty task, and what the checks before a run cost (the
+workers' build, and whether they see the run's folders; decision 024, 2026-12-03) against a
+`client.run` of a function that does nothing, in the same run.
+Run: .venv/bin/python benchmarks/bench_dask.py [--count 200] [--width 6248 --height 4176]
+     .venv/bin/python benchmarks/bench_dask.py --checks-only   (the checks alone, a minute)"""
 
 from __future__ import annotations
 
@@ -96,6 +99,35 @@ def round_trip(cluster: Cluster, n: int = 2000) -> float:
     return (time.perf_counter() - t0) / n
 
 
+def _median_s(call, n: int = 7) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[n // 2]
+
+
+def checks(cluster: Cluster, work: Path, lights: list[Path]) -> None:
+    """The checks a run makes before its first task, against a client.run that does nothing."""
+    from indical.calib import cluster_tasks as tasks
+    tasks.this_build.cache_clear()
+    t0 = time.perf_counter()
+    tasks.this_build()
+    print(f"this build's hash (code and kernel), once per process: "
+          f"{1e3 * (time.perf_counter() - t0):.1f} ms")
+    base = _median_s(lambda: cluster.client.run(int))
+    rows = [("client.run of nothing (baseline)", base),
+            ("build check on every worker", _median_s(lambda: cluster.client.run(
+                tasks.worker_build)))]
+    for folders in (1, 10, 100):
+        outs = [work / "checks" / str(i) for i in range(folders)]
+        rows.append((f"shared paths: 1 input folder, {folders} output folder(s)",
+                     _median_s(lambda: cluster.check_shared(reads=lights, writes=outs))))
+    for name, s in rows:
+        print(f"  {name:<52}{1e3 * s:8.1f} ms{s / base:8.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=200)
@@ -103,9 +135,21 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=4176)
     ap.add_argument("--chunk", type=int, default=20, help="lights per turn of each method")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--checks-only", action="store_true",
+                    help="only the checks before a run, on 2 workers and 20 small lights")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-dask-", dir=args.workdir))
     procs: list[subprocess.Popen] = []
+    if args.checks_only:
+        try:
+            lights = make_lights(work / "lights", 20, 64, 48)
+            address, procs = start_cluster(work / "dask", 2)
+            with Cluster(address) as two:
+                checks(two, work, lights)
+        finally:
+            stop(procs)
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         lights = make_lights(work / "lights", args.count, args.width, args.height)
         lib = make_library(work / "lib", args.width, args.height)
@@ -137,6 +181,7 @@ def main() -> None:
                 print(f"  {start + len(chunk)} lights done", flush=True)
             trip = round_trip(two)
             sizes = _pickled_sizes(lib, lights[0], work / "out")
+            checks(two, work, lights)
         lib.close()
         print(f"{'':<20}{'wall s':>8}{'lights/s':>10}{'vs local':>10}{'overhead ms/light':>19}")
         for name in names:
