@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,40 @@ def test_folders_the_workers_do_not_see_are_refused(postgres, tmp_path):
     said = " ".join(master.stderr.split())
     assert master.returncode != 0 and f"{here_only / 'raw'}: can't see " in said, master.stderr
     assert not list((tmp_path / "masters").glob("*"))
+
+
+def test_a_worker_of_another_build_that_joins_later_refuses_its_tasks(frames, tmp_path):
+    """The client checked its one worker on connecting; that worker leaves and one of another
+    build (same version, a line of code changed) joins: each task it is given refuses, naming
+    it and both builds, and no light is written."""
+    from indical.calib.calibrate import CalibrateOptions
+    from indical.calib.catalogue import MasterCatalogue
+    from indical.calib.cluster import Cluster
+    from indical.calib.cluster_tasks import TaskError, this_build
+    from indical.calib.library import CalibrationLibrary
+    root, db = frames
+    env = other_indical(tmp_path / "env", edit=True)
+    dask = DaskCluster(tmp_path / "dask")
+    try:
+        dask.start(n_workers=1)
+        with Cluster(dask.address) as cluster, CalibrationLibrary(db) as lib:
+            first = dask.worker_address(0)
+            os.killpg(dask.workers[0].pid, signal.SIGTERM)
+            dask.workers[0].wait(timeout=30)
+            dask.add_worker(1, env={"PYTHONPATH": str(env)})
+            late = dask.worker_address(1)
+            deadline = time.monotonic() + 30
+            while set(cluster.client.scheduler_info()["workers"]) != {late}:
+                assert time.monotonic() < deadline, cluster.client.scheduler_info()["workers"]
+                time.sleep(0.1)
+            lights = sorted((root / "lights").glob("*.fits"))
+            with pytest.raises(TaskError) as refused:   # the run stops (the command says so)
+                list(cluster.calibrate(MasterCatalogue.from_library(lib).infos,
+                                       CalibrateOptions(out_dir=tmp_path / "out"),
+                                       datetime.now(timezone.utc), lights))
+    finally:
+        dask.stop()
+    said = str(refused.value)
+    assert late != first and f"worker {late} runs indical" in said, said
+    assert f"the client {this_build()}" in said
+    assert not list(tmp_path.glob("out/*.fits"))
