@@ -66,17 +66,22 @@ class Build:
 def this_build() -> Build:
     """This process's Build (computed once: 116 files, about 5 ms)."""
     from indical.calib.combine.native import KernelMissing, kernel
-    package = Path(__file__).resolve().parent.parent
+    try:
+        source = kernel().source_sha
+    except KernelMissing:
+        source = "missing"
+    return Build(__version__, code_sha(Path(__file__).resolve().parent.parent), source)
+
+
+def code_sha(package: Path) -> str:
+    """sha256 (16 hex digits) of the Python files of the indical package at `package`:
+    relative paths and bytes, in order, leaving out what an editable install keeps elsewhere."""
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package)
         if _NOT_HASHED.isdisjoint(rel.parts[:-1]):
             digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    try:
-        source = kernel().source_sha
-    except KernelMissing:
-        source = "missing"
-    return Build(__version__, digest.hexdigest()[:16], source)
+    return digest.hexdigest()[:16]
 
 
 def worker_build() -> Build:

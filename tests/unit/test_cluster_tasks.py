@@ -183,3 +183,15 @@ def test_what_a_worker_does_not_see_as_the_client_does(tmp_path):
                     f"{tmp_path / 'out'}: another folder at this path (a file the client "
                     f"wrote there is not in it)",
                     f"{tmp_path / 'no'}: no such folder there"]
+
+
+def test_a_wheel_and_an_editable_install_of_the_same_code_agree(tmp_path):
+    """The code hash leaves out the folders a wheel puts inside the package and an editable
+    install maps from elsewhere: the same commit installed either way is the same build."""
+    from test_import_contracts import ROOT, installed_layout
+    editable = ROOT / "indical"
+    wheel = installed_layout(tmp_path) / "indical"
+    assert (wheel / "drivers").is_dir() and not (editable / "drivers").exists()
+    assert tasks.code_sha(wheel) == tasks.code_sha(editable) == tasks.this_build().code
+    (wheel / "calib" / "apply.py").write_text((wheel / "calib" / "apply.py").read_text() + "#\n")
+    assert tasks.code_sha(wheel) != tasks.code_sha(editable)
