@@ -10,13 +10,20 @@ Nothing is lost or hidden: a failed write is raised by the next call on the sink
 `count`, `flush`, `close`), as the sink's own error; `close` (run on the end of a sequence, an
 error and Ctrl-C) waits for every frame handed over; a frame another program took the name of
 meanwhile goes under the next free one (`moved`). The writer thread is not a daemon: frames
-still waiting when the program ends are written before it exits."""
+still waiting when the program ends are written before it exits.
+
+A frame handed over is written once the sequence requests its next exposure
+(`starting_exposure`, which the sequence's `expose` calls), or `hold_s` after it was handed
+over, whichever comes first: so the writer's pass over the frame, its share of the
+interpreter and its flush to disk run during the exposure, not between the frame's arrival and
+the next request, where they would lengthen the time between two frames on a small machine."""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,9 +40,14 @@ class WriteBehindSink:
     `reserve(frame)` and `write(frame, path=)` (FitsFolderSink and LibrarySink have them);
     calls it doesn't offer are passed through after the pending writes are done."""
 
-    def __init__(self, sink: FrameSink, *, depth: int = 1) -> None:
+    def __init__(self, sink: FrameSink, *, depth: int = 1, hold_s: float = 1.0) -> None:
         self.sink = sink
+        self.hold_s = hold_s
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        # frames handed over, and how many of them may be written (see starting_exposure)
+        self._handed = 0
+        self._released = 0
+        self._gate = threading.Condition()
         self._error: BaseException | None = None
         self._errors_lock = threading.Lock()
         #: reserved path -> where the frame went, when another program took the name meanwhile
@@ -59,7 +71,8 @@ class WriteBehindSink:
             try:
                 if item is _STOP:
                     return
-                reserved, write = item
+                reserved, write, ticket = item
+                self._wait_for_release(ticket)
                 try:
                     actual = write()
                 except BaseException as exc:
@@ -76,7 +89,29 @@ class WriteBehindSink:
             finally:
                 self._queue.task_done()
 
+    def _wait_for_release(self, ticket: int) -> None:
+        """Until the sequence requests its next exposure after frame number `ticket` was handed
+        over, at most `hold_s` (and not once the program ends)."""
+        deadline = time.monotonic() + self.hold_s
+        main = threading.main_thread()
+        with self._gate:
+            while self._released < ticket and main.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._gate.wait(min(left, 0.5))
+
+    def _release_all(self) -> None:
+        with self._gate:
+            self._released = self._handed
+            self._gate.notify_all()
+
     # ----- handing over -----
+    def starting_exposure(self) -> None:
+        """The sequence is about to request an exposure: the frames handed over so far are
+        written now, while it runs."""
+        self._release_all()
+
     def _raise_pending(self) -> None:
         with self._errors_lock:
             error, self._error = self._error, None
@@ -87,7 +122,15 @@ class WriteBehindSink:
         if self._closed:
             raise RuntimeError("the frame writer was closed")
         self._raise_pending()
-        self._queue.put((reserved, write))   # waits while `depth` frames wait already
+        with self._gate:
+            self._handed += 1
+            ticket = self._handed
+        try:
+            self._queue.put_nowait((reserved, write, ticket))
+        except queue.Full:
+            # `depth` frames wait already: let them be written, and wait for room
+            self._release_all()
+            self._queue.put((reserved, write, ticket))
         return reserved
 
     def write(self, frame: Frame) -> Path:
@@ -103,6 +146,7 @@ class WriteBehindSink:
 
     def flush(self) -> None:
         """Wait until every frame handed over is written; raise the first failure."""
+        self._release_all()
         self._queue.join()
         self._raise_pending()
 
@@ -110,12 +154,18 @@ class WriteBehindSink:
         self.flush()
         return self.sink.count(query)
 
-    def close(self) -> None:
-        """Write what waits, end the writer thread, raise the first failure not yet raised."""
+    def finish(self) -> None:
+        """Write what waits and end the writer thread; a failure is left for `close` to raise
+        (for code that is already ending by an error of its own)."""
         if not self._closed:
             self._closed = True
+            self._release_all()
             self._queue.put(_STOP)
             self._thread.join()
+
+    def close(self) -> None:
+        """Write what waits, end the writer thread, raise the first failure not yet raised."""
+        self.finish()
         self._raise_pending()
 
     def where(self, path: Path) -> Path | None:

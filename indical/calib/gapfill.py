@@ -16,6 +16,8 @@ from indical.calib.sink import LibrarySink
 from indical.calib.status import StatusStore
 from indical.errors import IndicalError
 from indical.frame import Binning, FrameType
+from indical.sinks import FrameSink
+from indical.write_behind import WriteBehindSink
 
 
 @dataclass(frozen=True)
@@ -48,17 +50,44 @@ class DarkLibrary:
             min_frames_for_master=options.min_frames))
         self.sink = LibrarySink(self.library, on_indexed=self.builder)
         self.skipped: list[str] = []
+        # the library's sink with writes behind the sequence, once a capture starts
+        self._writer: FrameSink | None = None
 
     def __enter__(self) -> "DarkLibrary":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.store.close()
-        self.library.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        """Frames still being written are written (and indexed) before the library closes. A
+        failed write is raised here when nothing else is; after an error or Ctrl-C it is left
+        for the engine, which reports it with the run."""
+        try:
+            if isinstance(self._writer, WriteBehindSink):
+                if exc_type is None:
+                    self._writer.close()
+                else:
+                    self._writer.finish()
+        finally:
+            self.store.close()
+            self.library.close()
+
+    def _writes_done(self) -> None:
+        """Wait for the frames handed to the writer (raising a failed write), before reading
+        what the library holds."""
+        if isinstance(self._writer, WriteBehindSink):
+            self._writer.flush()
+
+    def _sink(self, obs) -> FrameSink:
+        """The library's sink, written behind the sequence through the run's Session (which
+        closes it when the run ends), or as it is for callers without one."""
+        if self._writer is None:
+            behind = getattr(obs, "write_behind", None)
+            self._writer = behind(self.sink) if behind is not None else self.sink
+        return self._writer
 
     def missing(self, camera) -> list[Need]:
         """Uncovered dark and bias configurations of this camera that still want frames,
         warmest first (a cooler reaches warmer set points sooner), then by exposure."""
+        self._writes_done()
         report = compute_needs(self.library, self.store, self.options.needs_options())
         todo = [n for n in report.uncovered
                 if n.config.kind in (MasterKind.DARK, MasterKind.BIAS)
@@ -68,9 +97,11 @@ class DarkLibrary:
 
     def capture(self, obs, need: Need) -> int:
         """Set the camera to the need's configuration and take the frames still missing, each
-        indexed in the library at once. Returns how many were taken (0 when the camera can't
-        reach the configuration: the reason is in `skipped` and said to the user)."""
+        written and indexed in the library while the next exposure runs (write_behind.py).
+        Returns how many were taken (0 when the camera can't reach the configuration: the
+        reason is in `skipped` and said to the user)."""
         cam = obs.camera
+        sink = self._sink(obs)
         c = need.config
         problem = self._configure(obs, need)
         if problem:
@@ -79,6 +110,7 @@ class DarkLibrary:
             return 0
         kind = FrameType.DARK if c.kind is MasterKind.DARK else FrameType.BIAS
         exposure = c.exposure_s if kind is FrameType.DARK else cam.info().min_exposure_s
+        self._writes_done()
         count = remaining(self.library, need.config, self.options.needs_options())
         if count == 0:
             return 0
@@ -88,7 +120,7 @@ class DarkLibrary:
         try:
             for _ in range(count):
                 frame = obs.expose(exposure, kind)
-                path = self.sink.write(frame)
+                path = sink.write(frame)
                 obs.frames_saved.append(path)
                 obs.record(kind.value, frame, level=None, target=None, accepted=True,
                            reason=f"dark library: {c.label()}", path=path)

@@ -247,9 +247,11 @@ def run_sequence(path: Path, rig: Rig, sink: FrameSink, *, log_path: Path | None
             guard.cleaning()
             if obs is not None:
                 result.cleanup_problems = safe_state(obs)
-            _finish_writes(writer, result)
+            writers = [writer, *(obs.writers if obs is not None else ())]
+            for w in writers:
+                _finish_writes(w, result)
             if obs is not None:
-                result.frames = _on_disk(writer, obs.frames_saved)
+                result.frames = _on_disk(writers, obs.frames_saved)
             log.close()
     return result
 
@@ -268,10 +270,20 @@ def _finish_writes(writer: FrameSink, result: RunResult) -> None:
             result.cleanup_problems.append(f"writing frames: {exc}")
 
 
-def _on_disk(writer: FrameSink, saved: list[Path]) -> list[Path]:
-    if not isinstance(writer, WriteBehindSink):
-        return list(saved)
-    return [p for p in (writer.where(s) for s in saved) if p is not None]
+def _on_disk(writers: list[FrameSink], saved: list[Path]) -> list[Path]:
+    """Where the frames saved this run are: moved on when their name was taken meanwhile, left
+    out when their write failed."""
+    behind = [w for w in writers if isinstance(w, WriteBehindSink)]
+    on_disk = []
+    for path in saved:
+        where: Path | None = path
+        for w in behind:
+            where = w.where(path)
+            if where != path:
+                break
+        if where is not None:
+            on_disk.append(where)
+    return on_disk
 
 
 def run_file(path: Path, spec: RigSpec, out: Path, *, log_path: Path | None = None,

@@ -25,6 +25,7 @@ from indical.sequence.flat_config import FlatSettings, FlatsTaken
 from indical.sequence.log import ExposureLog, LogEntry, stamp
 from indical.sequence.trained import FlatKey, TrainedStore
 from indical.sinks import FrameQuery, FrameSink, night_of
+from indical.write_behind import WriteBehindSink, write_behind
 
 CoverOnExit = Literal["open", "closed", "leave"]
 
@@ -89,6 +90,9 @@ class Session:
         self.cover_on_exit_state: CoverOnExit = cover_on_exit
         self.flats_taken: list[FlatsTaken] = []
         self.frames_saved: list[Path] = []
+        #: Writers of sinks the sequence writes to itself (`write_behind`); the engine closes
+        #: them with its own when the run ends.
+        self.writers: list[WriteBehindSink] = []
         #: Warnings this run (a colour channel below its floor...), also said as they happen.
         self.warnings: list[str] = []
         self._say = say
@@ -204,8 +208,13 @@ class Session:
         self._learned_floor_s = max(self._learned_floor_s, exposure_s)
 
     def expose(self, exposure_s: float, frame_type: FrameType) -> Frame:
-        """One exposure with the engine's timeout; the frame carries the current filter."""
+        """One exposure with the engine's timeout; the frame carries the current filter. Frames
+        saved before it are written while it runs (write_behind.py)."""
         cam = self.camera
+        for sink in (self.sink, *self.writers):
+            starting = getattr(sink, "starting_exposure", None)
+            if starting is not None:
+                starting()
         frame = cam.expose(exposure_s, frame_type, timeout_s=cam.default_timeout_s(exposure_s))
         changes: dict[str, Any] = {"filter": self._filter if self._filter is not None
                                    else frame.meta.filter}
@@ -277,6 +286,16 @@ class Session:
         path = self.sink.write(frame.with_meta(**changes) if changes else frame)
         self.frames_saved.append(path)
         return path
+
+    def write_behind(self, sink: FrameSink) -> FrameSink:
+        """`sink` with its frames written while the next exposure runs, as the run's own sink
+        is (write_behind.py), for a sequence that writes frames to a sink of its own (the dark
+        library's). The engine closes it when the run ends, however it ends, after the
+        hardware is safe; a failed write is raised by the next call on it, as the run's."""
+        writer = write_behind(sink)
+        if isinstance(writer, WriteBehindSink):
+            self.writers.append(writer)
+        return writer
 
     def record(self, kind: str, frame: Frame, *, level: float | None, target: float | None,
                accepted: bool, reason: str, path: Path | None = None,

@@ -2,12 +2,14 @@
 exactly the configurations the library's lights lack, the masters get built, and a second run
 finds nothing missing."""
 
+import threading
 from pathlib import Path
 
 from indical.calib.ingest import inspect_file
 from indical.calib.library import CalibrationLibrary
 from indical.calib.match import MasterKind
 from indical.calib.needs import NeedsOptions, compute_needs
+from indical.calib.sink import LibrarySink
 from indical.fits.io import write_frame
 from indical.frame import FrameType
 from indical.interfaces.cover import CoverState
@@ -29,9 +31,9 @@ driver = "sim"
 """
 
 
-def test_dark_library_fills_exactly_the_gaps(tmp_path):
+def _library_with_lights(tmp_path, spec):
+    """A library holding lights at two exposures (-10 C), and the sensor warm again."""
     db = tmp_path / "lib" / "library.sqlite"
-    spec = parse_rig(RIG, "test rig")
     with open_rig(spec) as rig, CalibrationLibrary(db) as lib:
         cam = rig.camera
         cam.set_temperature(-10.0)
@@ -40,6 +42,13 @@ def test_dark_library_fills_exactly_the_gaps(tmp_path):
             frame = cam.expose(exposure, FrameType.LIGHT)
             lib.add_frame(inspect_file(write_frame(frame, tmp_path / "lights" / f"l{i}.fits")))
         cam.set_temperature(None)  # the sequence must cool again by itself
+    return db
+
+
+def test_dark_library_fills_exactly_the_gaps(tmp_path):
+    spec = parse_rig(RIG, "test rig")
+    db = _library_with_lights(tmp_path, spec)
+    with CalibrationLibrary(db) as lib:
         before = compute_needs(lib, options=NeedsOptions(bias=True, min_frames=3))
     wanted = sorted(n.config.label() for n in before.uncovered if n.config.kind is not MasterKind.FLAT)
     assert [w.split(", bin")[0] for w in wanted] == [
@@ -65,3 +74,74 @@ def test_dark_library_fills_exactly_the_gaps(tmp_path):
         again = run_sequence(SEQUENCE, rig, FitsFolderSink(tmp_path / "frames2"),
                              overrides=settings, log_path=tmp_path / "log2.jsonl")
     assert again.error is None and again.frames == []
+
+
+def test_dark_library_frames_are_written_behind_the_sequence(tmp_path, monkeypatch):
+    """Each dark is written and indexed (and masters built) by the frame writer while the next
+    exposure runs, as the flat sequences' frames are; every one is on disk and in the library
+    at the end."""
+    spec = parse_rig(RIG, "test rig")
+    db = _library_with_lights(tmp_path, spec)
+    writers = []
+    write = LibrarySink.write
+
+    def noting_the_thread(self, frame, **kw):
+        writers.append(threading.current_thread().name)
+        return write(self, frame, **kw)
+
+    monkeypatch.setattr(LibrarySink, "write", noting_the_thread)
+    with open_rig(spec) as rig:
+        result = run_sequence(SEQUENCE, rig, FitsFolderSink(tmp_path / "frames"),
+                              overrides={"LIBRARY": str(db), "MIN_FRAMES": 3},
+                              log_path=tmp_path / "log.jsonl")
+    assert result.error is None, result.error
+    assert writers == ["frame writer"] * 9
+    with CalibrationLibrary(db) as lib:
+        indexed = {r.path for r in lib.frames() if r.meta.frame_type is not FrameType.LIGHT}
+        assert len([m for m in lib.masters() if m.frame_type is not FrameType.FLAT]) == 3
+    assert sorted(Path(p) for p in indexed) == sorted(result.frames)
+    assert all(p.exists() for p in result.frames)
+
+
+def test_dark_library_interrupted_keeps_every_frame_taken(tmp_path):
+    """Ctrl-C during an exposure: the frames taken before it are written and indexed (none
+    lost in the writer), the run says it was interrupted, the cover stays closed."""
+    spec = parse_rig(RIG, "test rig")
+    db = _library_with_lights(tmp_path, spec)
+    with open_rig(spec) as rig:
+        expose, calls = rig.camera.expose, []
+
+        def ctrl_c_at_the_fifth(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 5:
+                raise KeyboardInterrupt
+            return expose(*args, **kwargs)
+
+        rig.camera.expose = ctrl_c_at_the_fifth
+        result = run_sequence(SEQUENCE, rig, FitsFolderSink(tmp_path / "frames"),
+                              overrides={"LIBRARY": str(db), "MIN_FRAMES": 3},
+                              log_path=tmp_path / "log.jsonl")
+        assert rig.cover.state() is CoverState.CLOSED
+    assert result.interrupted and result.error is None
+    assert len(result.frames) == 4 and all(p.exists() for p in result.frames)
+    with CalibrationLibrary(db) as lib:
+        indexed = sorted(Path(r.path) for r in lib.frames()
+                         if r.meta.frame_type is not FrameType.LIGHT)
+    assert indexed == sorted(result.frames)
+
+
+def test_a_dark_that_cant_be_written_ends_the_run_with_an_error_naming_it(tmp_path):
+    spec = parse_rig(RIG, "test rig")
+    db = _library_with_lights(tmp_path, spec)
+    night = db.parent / "frames" / "2026-03-20"     # the simulated clock's night
+    night.parent.mkdir(parents=True, exist_ok=True)
+    night.write_text("a file where the night's folder should be")
+    with open_rig(spec) as rig:
+        result = run_sequence(SEQUENCE, rig, FitsFolderSink(tmp_path / "frames"),
+                              overrides={"LIBRARY": str(db), "MIN_FRAMES": 3},
+                              log_path=tmp_path / "log.jsonl")
+        assert rig.cover.state() is CoverState.CLOSED
+    assert isinstance(result.error, OSError) and str(night) in str(result.error)
+    assert result.frames == []                      # none of them is on disk
+    with CalibrationLibrary(db) as lib:
+        assert [r for r in lib.frames() if r.meta.frame_type is not FrameType.LIGHT] == []

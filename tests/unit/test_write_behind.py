@@ -167,3 +167,50 @@ for v in range(3):
     files = sorted(tmp_path.rglob("*.fits"))
     assert [int(read_frame(p).data[0, 0]) for p in files] == [0, 1, 2]
     assert not list(tmp_path.rglob(".*"))          # no temporary file left behind
+
+
+def _appears(path, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_frame_is_written_once_the_next_exposure_is_requested(tmp_path):
+    """The writer keeps its pass over the frame and its flush to disk out of the time between
+    the frame's arrival and the next request: it starts when the sequence requests the next
+    exposure (`starting_exposure`)."""
+    sink = WriteBehindSink(FitsFolderSink(tmp_path), hold_s=30.0)
+    try:
+        path = sink.write(_frame(5))
+        assert not _appears(path, 0.5)              # held while the sequence decides
+        sink.starting_exposure()
+        assert _appears(path, 10.0)                 # written during the exposure, no flush
+        assert int(read_frame(path).data[0, 0]) == 5
+    finally:
+        sink.close()
+
+
+def test_a_held_frame_is_written_after_hold_s_without_a_next_exposure(tmp_path):
+    sink = WriteBehindSink(FitsFolderSink(tmp_path), hold_s=0.3)
+    try:
+        path = sink.write(_frame(6))
+        assert _appears(path, 10.0)
+    finally:
+        sink.close()
+
+
+def test_a_sequence_that_saves_without_exposing_is_not_held_up(tmp_path):
+    """Frames saved one after the other with no exposure between (depth full) are let go at
+    once rather than after hold_s each."""
+    sink = WriteBehindSink(FitsFolderSink(tmp_path), depth=1, hold_s=30.0)
+    try:
+        t0 = time.monotonic()
+        paths = [sink.write(_frame(v)) for v in range(4)]
+        assert time.monotonic() - t0 < 10.0
+        sink.flush()
+        assert all(p.exists() for p in paths)
+    finally:
+        sink.close()
