@@ -14,8 +14,13 @@ Baselines in the same run:
   - in-memory copy: one copy of the same FITS bytes, and that copy plus the FITS decode.
 And, per size, the time between two flats' exposures in a real panel-flats run (indical's
 simulators, the path `auto` picks, frames written behind the sequence): from the end of one
-flat's exposure to the start of the next, from the exposure log.
-Run: .venv/bin/python benchmarks/bench_indi_overhead.py [--runs N] [--large]
+flat's exposure to the request of the next, split into the driver and server's part (until the
+whole frame is at indical) and indical's (decoding the frame, then the sequence: level,
+banding, save, log), with two baselines on the same server and driver: a bare local-socket
+client that only requests exposures and receives frames back to back, and indical's camera
+adapter exposing back to back. Our simulator renders each frame and writes its FITS file while
+the exposure counts down, so what it does after the exposure is sending the file.
+Run: .venv/bin/python benchmarks/bench_indi_overhead.py [--runs N] [--large] [--panel-only]
 Runs are sequential; a 61 MP frame is 122 MB of pixels and 163 MB of base64."""
 
 from __future__ import annotations
@@ -30,15 +35,19 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from indical.drivers.indi.fits_blob import decode_plain
 from indical.frame import FrameType
 from indical.rig import open_rig, parse_rig
+from indical.sequence import panel
 from indical.sequence.engine import run_sequence
+from indical.sequence.session import Session
 from indical.sequence.trained import TrainedStore
 from indical.simulators.indi.ccd import write_fits
 from indical.simulators.indi.server import OUR_CCD, OUR_FLIPFLAT, IndiServer
@@ -173,36 +182,175 @@ def in_memory_ms(fits_bytes: bytes, runs: int) -> tuple[float, float]:
     return median_ms(copy), median_ms(both)
 
 
-def panel_flats_gap_ms(width: int, height: int, tmp: Path) -> tuple[float, int]:
-    """Median time from the end of one flat's exposure to the start of the next in a real
-    panel-flats run (indical's simulators), and how many gaps it had."""
+def bare_loop_gaps(server: IndiServer, device: str, exposure_s: float, n: int) -> list[float]:
+    """Baseline for the time between flats: a bare client on the server's local socket that
+    requests the next exposure as soon as the last one's BLOB message has ended (no parsing,
+    no decoding). Seconds from the end of each exposure to the next request."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect("\0" + server.socket_path)
+
+    def receive() -> bytes:
+        data, ancillary, _, _ = s.recvmsg(1 << 20, socket.CMSG_SPACE(64))
+        for _level, _kind, fds in ancillary:
+            for i in range(0, len(fds) - len(fds) % 4, 4):
+                os.close(int.from_bytes(fds[i:i + 4], sys.byteorder))
+        return data
+
+    request = (f'<newNumberVector device="{device}" name="CCD_EXPOSURE"><oneNumber '
+               f'name="CCD_EXPOSURE_VALUE">{exposure_s:g}</oneNumber></newNumberVector>').encode()
+    gaps = []
+    with s:
+        s.sendall(f'<getProperties version="1.7"/><enableBLOB device="{device}" name="CCD1">'
+                  'Also</enableBLOB><newSwitchVector device="{device}" name="CCD_FRAME_TYPE">'
+                  '<oneSwitch name="FRAME_FLAT">On</oneSwitch></newSwitchVector>'
+                  .replace("{device}", device).encode())
+        time.sleep(0.5)
+        s.setblocking(False)
+        try:
+            while receive():
+                pass
+        except BlockingIOError:
+            pass
+        s.setblocking(True)
+        end = None
+        for _ in range(n + 1):
+            s.sendall(request)
+            sent = time.perf_counter()
+            if end is not None:
+                gaps.append(sent - end)
+            end = sent + exposure_s
+            tail = b""
+            while b"</setBLOBVector>" not in tail:
+                tail = tail[-32:] + receive()
+        time.sleep(0.3)   # the driver's last CCD_EXPOSURE update
+    return gaps
+
+
+def adapter_loop_gaps(rig, exposure_s: float, n: int) -> list[float]:
+    """Baseline: indical's camera adapter alone, `expose` back to back (the frame decoded into
+    an array, nothing else done with it)."""
+    camera, gaps, last = rig.camera, [], None
+    for _ in range(n + 1):
+        camera.expose(exposure_s, FrameType.FLAT)
+        t = camera.last_transfer
+        if last is not None:
+            gaps.append(t["sent_s"] - last["sent_s"] - last["exposure_s"])
+        last = dict(t)
+    return gaps
+
+
+@contextmanager
+def timed_steps(spans: list[tuple[str, float, float]]) -> Iterator[None]:
+    """While in the block, the sequence's steps between two exposures note (name, start, end)
+    in `spans`: the level, the banding check, save (handing the frame to the writer), the
+    exposure log's line."""
+    steps = [(Session, "measure", "level"), (panel, "row_banding", "banding"),
+             (Session, "save", "save"), (Session, "record", "log")]
+    originals = [getattr(owner, name) for owner, name, _ in steps]
+
+    def timed(fn: Callable, label: str) -> Callable:
+        def step(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spans.append((label, t0, time.perf_counter()))
+        return step
+
+    for (owner, name, label), fn in zip(steps, originals):
+        setattr(owner, name, timed(fn, label))
+    try:
+        yield
+    finally:
+        for (owner, name, _), fn in zip(steps, originals):
+            setattr(owner, name, fn)
+
+
+def panel_flats_gaps(width: int, height: int, tmp: Path, flats: int) -> dict[str, Any]:
+    """The time between two flats' exposures in a real panel-flats run (indical's simulators,
+    the path `auto` picks, frames written behind the sequence), and where it goes; with the
+    two baselines on the same server and driver. Medians in ms:
+      gap       end of one flat's exposure to the next one's request (the exposure log agrees);
+      arrival   end of the exposure to the whole frame at indical (driver and indiserver);
+      indical   from the whole frame at indical to the next request, of which
+      decode    the frame's FITS decoded into its array (indical's frame channel),
+      adapter   the camera adapter after the frame and before the next request (its checks),
+      sequence  between the two: level, banding, save (handed to the writer), exposure log
+                (each also on its own);
+      bare      gap of a bare local-socket client that only requests and receives;
+      adapter   gap of indical's camera adapter exposing back to back."""
     server, device = start(OUR_CCD, width, height, tmp)
+    exposure_s = exposure_for(width, height)
+    transfers: list[dict[str, float]] = []
+    spans: list[tuple[str, float, float]] = []
     try:
         server.wait_for_devices(["indical Flip-Flat"])
+        bare = bare_loop_gaps(server, device, exposure_s, flats - 2)
         text = rig_text(server.address, device, "auto") + (
             f'[panel]\ndriver = "indi"\nserver = "{server.address}"\n'
             'device = "indical Flip-Flat"\n'
             f'[cover]\ndriver = "indi"\nserver = "{server.address}"\n'
             'device = "indical Flip-Flat"\n')
-        exposure_s = exposure_for(width, height)
         with open_rig(parse_rig(text, "bench")) as rig:
-            result = run_sequence(ROOT / "sequences" / "panel_flats.py", rig,
-                                  FitsFolderSink(tmp / "frames"), log_path=tmp / "log.jsonl",
-                                  store=TrainedStore(tmp / "trained.sqlite"),
-                                  overrides={"FLATS_PER_FILTER": 4, "DARK_FLATS_PER_EXPOSURE": 1,
-                                             "EXPOSURE_S": exposure_s,
-                                             "EXPOSURE_RANGE_S": (exposure_s, exposure_s * 2)})
+            adapter = adapter_loop_gaps(rig, exposure_s, flats - 2)
+            camera = rig.camera
+            expose = camera.expose
+
+            def timed_expose(*args, **kwargs):
+                called = time.perf_counter()
+                frame = expose(*args, **kwargs)
+                transfers.append({**camera.last_transfer, "called_s": called,
+                                  "returned_s": time.perf_counter()})
+                return frame
+
+            camera.expose = timed_expose   # this instance, for this run only
+            with timed_steps(spans):
+                result = run_sequence(ROOT / "sequences" / "panel_flats.py", rig,
+                                      FitsFolderSink(tmp / "frames"),
+                                      log_path=tmp / "log.jsonl",
+                                      store=TrainedStore(tmp / "trained.sqlite"),
+                                      overrides={"FLATS_PER_FILTER": flats,
+                                                 "DARK_FLATS_PER_EXPOSURE": 1,
+                                                 "EXPOSURE_S": exposure_s,
+                                                 "EXPOSURE_RANGE_S": (exposure_s,
+                                                                      exposure_s * 2)})
         if result.error is not None:
             raise result.error
     finally:
         server.stop()
     entries = [json.loads(line) for line in (tmp / "log.jsonl").read_text().splitlines()]
-    flats = [e for e in entries if e["kind"] == "flat"]
-    gaps = []
-    for a, b in zip(flats, flats[1:]):
-        end_a = datetime.fromisoformat(a["time"]).timestamp() + a["exposure"]
-        gaps.append(datetime.fromisoformat(b["time"]).timestamp() - end_a)
-    return (median_ms(gaps) if gaps else float("nan")), len(gaps)
+    if len(entries) != len(transfers):
+        raise RuntimeError(f"{len(entries)} exposures logged, {len(transfers)} taken")
+    parts: dict[str, list[float]] = {k: [] for k in ("gap", "log_gap", "arrival", "indical",
+                                                     "decode", "adapter", "after_frame",
+                                                     "before_request", "sequence", "level",
+                                                     "banding", "save", "log")}
+    for (a, ta), (b, tb) in zip(zip(entries, transfers), zip(entries[1:], transfers[1:])):
+        if a["kind"] != "flat" or b["kind"] != "flat":
+            continue
+        end = ta["sent_s"] + ta["exposure_s"]
+        parts["gap"].append(tb["sent_s"] - end)
+        parts["log_gap"].append(datetime.fromisoformat(b["time"]).timestamp()
+                                - datetime.fromisoformat(a["time"]).timestamp() - a["exposure"])
+        parts["arrival"].append(ta["blob_s"] - end)
+        parts["indical"].append(tb["sent_s"] - ta["blob_s"])
+        parts["decode"].append(ta["frame_s"] - ta["blob_s"])
+        parts["adapter"].append(ta["returned_s"] - ta["frame_s"] + tb["sent_s"] - tb["called_s"])
+        parts["after_frame"].append(ta["returned_s"] - ta["frame_s"])
+        parts["before_request"].append(tb["sent_s"] - tb["called_s"])
+        parts["sequence"].append(tb["called_s"] - ta["returned_s"])
+        for step in ("level", "banding", "save", "log"):
+            parts[step].append(sum(t1 - t0 for name, t0, t1 in spans if name == step
+                                   and ta["returned_s"] <= t0 and t1 <= tb["called_s"]))
+    figures: dict[str, Any] = {k: median_ms(v) for k, v in parts.items()}
+    figures["each"] = parts
+    figures.update(bare=median_ms(bare), adapter_loop=median_ms(adapter), n=len(parts["gap"]),
+                   exposure_s=exposure_s)
+    return figures
+
+
+def load() -> str:
+    return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -211,12 +359,33 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="also 26 and 61 megapixels")
     parser.add_argument("--no-panel-run", action="store_true",
                         help="skip the panel-flats runs (the slowest part)")
+    parser.add_argument("--panel-only", action="store_true",
+                        help="only the panel-flats runs (the time between flats)")
+    parser.add_argument("--flats", type=int, default=6,
+                        help="flats per panel-flats run (gaps: this less 2)")
     args = parser.parse_args()
     sizes = {**SIZES, **(LARGE if args.large else {})}
     print(f"per-frame overhead through indiserver, median of {args.runs} runs, times in ms "
-          "after the end of the exposure")
-    rows = []
+          f"after the end of the exposure ({load()})")
+    rows, gaps = [], []
     for label, (w, h) in sizes.items():
+        if not args.no_panel_run:
+            with tempfile.TemporaryDirectory(prefix="indical-bench-") as tmp:
+                before = load()
+                g = panel_flats_gaps(w, h, Path(tmp), args.flats)
+                g.update(size=label, load=f"{before}; {load()}")
+            gaps.append(g)
+            print(f"\n{label}: panel-flats run, exposure {g['exposure_s']:g} s, median of "
+                  f"{g['n']} gaps between flats ({g['load']})")
+            print(f"  gap {g['gap']:.0f} (exposure log {g['log_gap']:.0f}): driver and server "
+                  f"{g['arrival']:.0f}, indical {g['indical']:.0f} (decode {g['decode']:.0f}, "
+                  f"adapter {g['adapter']:.0f}, sequence {g['sequence']:.0f}: level "
+                  f"{g['level']:.0f}, banding {g['banding']:.0f}, save {g['save']:.0f}, log "
+                  f"{g['log']:.0f})")
+            print(f"  baselines: bare local-socket loop {g['bare']:.0f}, indical's camera "
+                  f"adapter alone {g['adapter_loop']:.0f}")
+        if args.panel_only:
+            continue
         exposure_s = exposure_for(w, h)
         for driver in (OUR_CCD, STOCK):
             sw, sh = (w, h) if driver == OUR_CCD or w <= STOCK_MAX else \
@@ -253,21 +422,26 @@ def main() -> None:
                   f"{tcp['arrived']:.1f})")
             print(f"  baselines      bare TCP client {bare:8.1f}   bare local-socket client "
                   f"{bare_unix:.1f}   in-memory copy {copy:.1f}, copy+decode {copy_decode:.1f}")
-        if not args.no_panel_run:
-            with tempfile.TemporaryDirectory(prefix="indical-bench-") as tmp:
-                gap, n = panel_flats_gap_ms(w, h, Path(tmp))
-            print(f"  panel-flats run: {gap:.0f} ms from one flat's exposure end to the next's "
-                  f"start (median of {n})")
-            rows[-1]["panel_gap"] = rows[-2]["panel_gap"] = gap
-    print("\n| size | driver | shared | bare local | x bare local | share / (copy+decode) | "
-          "TCP | bare TCP | x bare TCP | copy | copy+decode | flats gap |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    if rows:
+        print("\n| size | driver | shared | bare local | x bare local | share / (copy+decode) | "
+              "TCP | bare TCP | x bare TCP | copy | copy+decode |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']} | {r['driver']} ({r['sensor']}) | {r['shared']:.0f} | "
               f"{r['bare_unix']:.0f} | {r['shared'] / r['bare_unix']:.2f} | "
               f"{(r['shared'] - r['bare_unix']) / r['copy_decode']:.2f} | {r['tcp']:.0f} | "
               f"{r['bare']:.0f} | {r['tcp'] / r['bare']:.2f} | {r['copy']:.1f} | "
-              f"{r['copy_decode']:.1f} | {r.get('panel_gap', float('nan')):.0f} |")
+              f"{r['copy_decode']:.1f} |")
+    if gaps:
+        print("\nTime between two flats' exposures (panel-flats run, ms, medians):")
+        print("| size | exposure | gap | driver + server | indical | decode | adapter | "
+              "sequence | bare loop | adapter loop | load before; after |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for g in gaps:
+        print(f"| {g['size']} | {g['exposure_s']:.2f} s | {g['gap']:.0f} | {g['arrival']:.0f} | "
+              f"{g['indical']:.0f} | {g['decode']:.0f} | {g['adapter']:.0f} | "
+              f"{g['sequence']:.0f} | "
+              f"{g['bare']:.0f} | {g['adapter_loop']:.0f} | {g['load']} |")
 
 
 if __name__ == "__main__":
