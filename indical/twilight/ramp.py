@@ -83,9 +83,12 @@ class TwilightRamp:
         bound = self.bounds.get(filter_name)
         if found is not None:
             level, slope = found
-            measured = model is not None and filter_name in model.levels
-            if bound is not None and not measured and bound > level:
-                level = bound   # a saturated frame says the sky is brighter than we thought
+            if bound is not None and bound > level:
+                # a saturated frame says the sky is brighter than we thought. A bound exists
+                # only while the filter's newest frame saturated (a usable one clears it), so
+                # it is newer than any fitted level, tonight's included: a cloud that cleared,
+                # a fit gone stale; planning from the older level repeats the saturated frame
+                level = bound
             return log_rate_function(level, slope, self.path), True
         if model is not None and model.last_filter is not None:
             # a filter never measured: guess it as sensitive as the one measured last, scaled

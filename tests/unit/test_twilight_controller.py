@@ -403,3 +403,51 @@ def test_probes_inform_tonight_but_not_the_ratios_kept_between_runs():
     ramp.record("A", decided_unix=t0 + 10, start_unix=t0 + 10, exposure_s=1.0,
                 level_adu=16000.0, level_usable=True, saturated=False)
     assert "A" in ramp.known.ratios
+
+
+@pytest.mark.parametrize("twilight", [Twilight.DUSK, Twilight.DAWN])
+def test_after_a_saturated_flat_the_next_exposure_trusts_the_saturated_frame(twilight):
+    """A filter measured tonight, then a flat that saturates mid-ramp (a thin cloud cleared:
+    the sky 4x brighter than the fit says). The saturated frame says the sky is at least its
+    clip over its exposure; the next exposure is planned from that lower bound (it reads at
+    most the target even if the sky were only at the bound), not from the older level, which
+    would repeat the same exposure and saturate again."""
+    start = datetime(2026, 3, 20, 18, 10, tzinfo=timezone.utc) if twilight is Twilight.DUSK \
+        else datetime(2026, 3, 21, 5, 0, tzinfo=timezone.utc)
+    t0 = to_unix(start)
+    path = SunPath.compute(SITE, t0 - 600, 3 * 3600)
+    target = Band.around(25000.0, 0.10)
+    ramp = TwilightRamp(path, twilight, SunLimits(-2.0, -12.0), target, ExposureRange(0.5, 60.0))
+    truth = _truth("R", 1.1e4, 1.0)
+    now = t0
+    in_band = 0
+    while True:             # the sky as the model expects: in band, exposures of a few seconds
+        action = ramp.decide("L", now)
+        assert not isinstance(action, Stop)
+        if isinstance(action, Wait):
+            now = action.until_unix
+            continue
+        if in_band >= 3 and 3.0 <= action.exposure_s <= 20.0:
+            break
+        mid = now + action.exposure_s / 2
+        level = math.exp(truth(float(path.altitude(mid)))) * action.exposure_s
+        ramp.record("L", decided_unix=now, start_unix=now, exposure_s=action.exposure_s,
+                    level_adu=min(level, 60000.0), level_usable=level < 60000.0,
+                    saturated=level >= 60000.0)
+        in_band += target.contains(level)
+        now += action.exposure_s + 5.0
+    assert not action.probe
+    clip = 60000.0
+    sat_s = action.exposure_s
+    assert 4 * action.predicted_level_adu > clip
+    ramp.record("L", decided_unix=now, start_unix=now, exposure_s=sat_s, level_adu=clip,
+                level_usable=False, saturated=True)
+    sat_alt = float(path.altitude(now + sat_s / 2))
+    now += sat_s + 5.0
+    after = ramp.decide("L", now)
+    assert isinstance(after, Expose), after
+    # the sky's lower bound at the next frame: the clip rate, moved along the prior's shape
+    alt = float(path.altitude(now + after.exposure_s / 2))
+    bound_rate = clip / sat_s * math.exp(float(prior_shape(alt)) - float(prior_shape(sat_alt)))
+    assert bound_rate * after.exposure_s <= 1.02 * target.target_adu, (after, sat_s)
+    assert after.exposure_s < 0.6 * sat_s
