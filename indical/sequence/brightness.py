@@ -320,10 +320,12 @@ def _edge_probe(raw: list[Observation], lo: Observation | None, hi: Observation 
     saturated at the search exposure at a brighter one, never measured short there: halfway
     between them at the shortest exposure. The flat sits near the dark range's edge; trying
     the saturated step short first (the rule below) costs a frame that only says whether it is
-    too bright there as well."""
+    too bright there as well, also when a single step lies between them (that step is then
+    the panel's least light or dark; with the edge just below a 0-255 panel's first step,
+    this was a ninth frame where eight is the bound)."""
     shortest = limits.min_exposure_s * (1 + 1e-6)
     if lo is None or hi is None or not hi.saturated or lo.level_adu >= dark_adu \
-            or hi.brightness - lo.brightness <= 2 * steps.step \
+            or hi.brightness - lo.brightness <= steps.step \
             or not any(o.exposure_s <= shortest for o in raw) \
             or any(o.brightness == hi.brightness and o.exposure_s <= shortest for o in raw):
         return None
