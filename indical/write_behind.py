@@ -71,8 +71,8 @@ class WriteBehindSink:
             try:
                 if item is _STOP:
                     return
-                reserved, write, ticket = item
-                self._wait_for_release(ticket)
+                reserved, write, ticket, handed_at = item
+                self._wait_for_release(ticket, handed_at)
                 try:
                     actual = write()
                 except BaseException as exc:
@@ -89,10 +89,10 @@ class WriteBehindSink:
             finally:
                 self._queue.task_done()
 
-    def _wait_for_release(self, ticket: int) -> None:
+    def _wait_for_release(self, ticket: int, handed_at: float) -> None:
         """Until the sequence requests its next exposure after frame number `ticket` was handed
-        over, at most `hold_s` (and not once the program ends)."""
-        deadline = time.monotonic() + self.hold_s
+        over (at `handed_at`), at most `hold_s` after that (and not once the program ends)."""
+        deadline = handed_at + self.hold_s
         main = threading.main_thread()
         with self._gate:
             while self._released < ticket and main.is_alive():
@@ -125,12 +125,13 @@ class WriteBehindSink:
         with self._gate:
             self._handed += 1
             ticket = self._handed
+        item = (reserved, write, ticket, time.monotonic())
         try:
-            self._queue.put_nowait((reserved, write, ticket))
+            self._queue.put_nowait(item)
         except queue.Full:
             # `depth` frames wait already: let them be written, and wait for room
             self._release_all()
-            self._queue.put((reserved, write, ticket))
+            self._queue.put(item)
         return reserved
 
     def write(self, frame: Frame) -> Path:
