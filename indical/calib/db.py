@@ -515,19 +515,46 @@ def _lock_id(key: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+#: How long a connection waits for other writers (SQLite's busy timeout, and the retries of
+#: the switch to WAL below).
+_SQLITE_TIMEOUT_S = 30.0
+
+
 def _sqlite_connect(path: Path):
+    """A connection in WAL mode. Switching a new file to WAL needs it alone: SQLite answers
+    "database is locked" at once (its busy handler is not asked) or, on a file another
+    connection is creating that instant, "disk I/O error", when several processes open a new
+    library together. Both are retried on a fresh connection for a while; a file already in
+    WAL mode (every library after its first opening) is only read."""
+    import random
     import sqlite3
-    # isolation_level=None: autocommit at the driver, transactions begun by LibraryDB
-    con = sqlite3.connect(path, timeout=30.0, check_same_thread=False, isolation_level=None)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-        # WAL commits stay atomic with NORMAL; only a power cut may lose the last ones
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.execute("PRAGMA foreign_keys=ON")
-    except BaseException:
-        con.close()
-        raise
-    return con
+    import time
+    deadline = time.monotonic() + _SQLITE_TIMEOUT_S
+    io_retries = 50
+    while True:
+        # isolation_level=None: autocommit at the driver, transactions begun by LibraryDB
+        con = sqlite3.connect(path, timeout=_SQLITE_TIMEOUT_S, check_same_thread=False,
+                              isolation_level=None)
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            # WAL commits stay atomic with NORMAL; only a power cut may lose the last ones
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            return con
+        except sqlite3.OperationalError as exc:
+            con.close()
+            words = str(exc)
+            if "locked" in words and time.monotonic() < deadline:
+                pass
+            elif "disk I/O error" in words and io_retries > 0:
+                io_retries -= 1
+            else:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
+        except BaseException:
+            con.close()
+            raise
 
 
 def _open_problem(path: Path, exc: BaseException, otherwise: str) -> str:
