@@ -193,11 +193,9 @@ class BlobChannel:
             return False
         chunk = view.obj
         assert isinstance(chunk, bytearray)
-        end = chunk.find(b"<", 0, n)
+        end = self._text.take(chunk, 0, n)
         if end < 0:
-            self._text.feed(chunk, 0, n)
             return True
-        self._text.feed(chunk, 0, end)
         self._payloads.append(("text", self._text))
         self._text = None
         self._stream(chunk, end, n)
@@ -236,8 +234,7 @@ class BlobChannel:
                 self._payloads.append(("text", b""))
                 continue
             text = BlobText(self.device, attrs.get("format", ""), int(attrs.get("size") or 0))
-            end = buf.find(b"<", pos, stop)
-            text.feed(buf, pos, stop if end < 0 else end)
+            end = text.take(buf, pos, stop)
             if end >= 0:                       # the whole text came in this piece
                 self._payloads.append(("text", text))
                 pos = end

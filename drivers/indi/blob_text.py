@@ -1,14 +1,16 @@
 """The base64 text of one frame over TCP, decoded into the frame piece by piece as it arrives.
 
-Each piece of text the socket delivers is decoded (pybase64: SIMD, and it lets other threads
-run meanwhile) and handed to a `FitsAssembler`, which converts a plain image's pixels into the
-frame's array at once: when the last piece arrives, only it is left to do. Pieces are decoded
-in multiples of 32 characters (24 bytes), so a piece's bytes always end on a pixel boundary of
-any FITS type (FITS data starts on a 2880-byte block, itself a multiple of 24).
+Each piece of text the socket delivers is decoded where it was received (pybase64: SIMD, and
+it lets other threads run meanwhile) and handed to a `FitsAssembler`, which converts a plain
+image's pixels into the frame's array at once: when the last piece arrives, only it is left to
+do. Pieces are decoded in multiples of 32 characters (24 bytes), so a piece's bytes always end
+on a pixel boundary of any FITS type (FITS data starts on a 2880-byte block, a multiple of 24).
 
-Line breaks (drivers that send base64 themselves may put one every 72 characters) are taken
-out first. Text that can't be decoded is kept as an error for when the frame is complete:
-a frame is whole or an error."""
+A piece is not searched first for the end of the text or for line breaks: the strict decoder
+refuses both, and only a piece it refuses is looked at closely (the last one, or every one of
+a driver that breaks lines, as some do every 72 characters: those are taken out). Text that
+can't be decoded is kept as an error for when the frame is complete: a frame is whole or an
+error."""
 
 from __future__ import annotations
 
@@ -21,11 +23,13 @@ _GROUP = 32          # characters decoded together: 24 bytes, a whole number of 
 
 
 class BlobText:
-    """One oneBLOB's text (`feed` in order), then `end` and the assembler's `finish`."""
+    """One oneBLOB's text (`take` the pieces in order), then `end` and the assembler's
+    `finish`."""
 
     def __init__(self, device: str, blob_format: str, size: int) -> None:
         self.assembler = FitsAssembler(device, blob_format, size)
         self._left = b""                 # fewer than _GROUP characters waiting for more
+        self._lines = False              # the text has line breaks: look at every piece
         self.error: str | DeviceError = ""
 
     @property
@@ -33,42 +37,79 @@ class BlobText:
         """Bytes of the file decoded so far."""
         return self.assembler.length
 
-    def feed(self, buf: bytes | bytearray, start: int = 0, end: int | None = None) -> None:
-        """Decode the text in buf[start:end] (read in place, not copied, unless it holds line
-        breaks to take out or completes a group begun in the last piece)."""
-        end = len(buf) if end is None else end
-        if self.error or end <= start:
-            return
+    def take(self, buf: bytes | bytearray, start: int = 0, stop: int | None = None) -> int:
+        """Decode the text in buf[start:stop] (read in place) up to its end: the index of the
+        '<' that ends the text, or -1 when the text goes on after `stop`."""
+        stop = len(buf) if stop is None else stop
+        if self.error:
+            return buf.find(b"<", start, stop)
+        if self._lines:
+            return self._closely(buf, start, stop)
+        pos = start
+        if self._left:                   # complete the group the last piece began
+            need = _GROUP - len(self._left)
+            if stop - pos < need or _special(buf, pos, pos + need):
+                return self._closely(buf, pos, stop)
+            group, self._left = self._left + bytes(buf[pos:pos + need]), b""
+            pos += need
+            if not self._decode(group):
+                return buf.find(b"<", pos, stop)
+        whole = (stop - pos) - (stop - pos) % _GROUP
+        if whole:
+            try:
+                data = pybase64.b64decode(memoryview(buf)[pos:pos + whole], validate=True)
+            except ValueError:           # the end of the text, a line break, or damage
+                return self._closely(buf, pos, stop)
+            self._give(data)
+            pos += whole
+        if _special(buf, pos, stop):
+            return self._closely(buf, pos, stop)
+        self._left = bytes(buf[pos:stop])
+        return -1
+
+    def _closely(self, buf: bytes | bytearray, pos: int, stop: int) -> int:
+        """`take` for a piece that holds the text's end or line breaks (or damage)."""
+        end = buf.find(b"<", pos, stop)
+        last = stop if end < 0 else end
         piece: bytes | memoryview
         # INDI drivers break lines with "\n" only; any other white space makes the strict
-        # decoder refuse the text (one scan of each piece, not four)
-        if buf.find(b"\n", start, end) >= 0:
-            piece = bytes(buf[start:end]).translate(None, b" \t\r\n")
+        # decoder refuse the text
+        if buf.find(b"\n", pos, last) >= 0:
+            self._lines = True
+            piece = bytes(buf[pos:last]).translate(None, b" \t\r\n")
         else:
-            piece = memoryview(buf)[start:end]
+            piece = memoryview(buf)[pos:last]
         if self._left:
             need = _GROUP - len(self._left)
             if len(piece) < need:
                 self._left += bytes(piece)
-                return
+                return end
             group, self._left = self._left + bytes(piece[:need]), b""
-            self._decode(group)
+            if not self._decode(group):
+                return end
             piece = piece[need:]
         whole = len(piece) - len(piece) % _GROUP
         if whole < len(piece):
             self._left = bytes(piece[whole:])
         if whole:
             self._decode(piece[:whole])
+        return end
 
-    def _decode(self, text: bytes | memoryview) -> None:
-        if self.error:
-            return
+    def _decode(self, text: bytes | memoryview) -> bool:
         try:
-            self.assembler.feed(pybase64.b64decode(text, validate=True))
-        except DeviceError as exc:
-            self.error = exc
+            data = pybase64.b64decode(text, validate=True)
         except ValueError as exc:
             self.error = f"the frame's base64 text is damaged ({exc})"
+            return False
+        return self._give(data)
+
+    def _give(self, data: bytes) -> bool:
+        try:
+            self.assembler.feed(data)
+        except DeviceError as exc:
+            self.error = exc
+            return False
+        return True
 
     def end(self) -> FitsAssembler:
         """The text is complete: decode what is left and give the assembler (its `length` is
@@ -86,3 +127,8 @@ class BlobText:
         if self.error:
             raise ValueError(self.error)
         return self.assembler
+
+
+def _special(buf: bytes | bytearray, start: int, stop: int) -> bool:
+    """Whether a few characters hold the text's end or a line break."""
+    return buf.find(b"<", start, stop) >= 0 or buf.find(b"\n", start, stop) >= 0

@@ -282,7 +282,7 @@ def _blob_text(raw: bytes, fmt: str, size: int, rng: np.random.Generator, *,
         text = b"\n".join(text[i:i + 72] for i in range(0, len(text), 72)) + b"\n"
     blob = BlobText("Cam", fmt, size)
     for start, end in _pieces(text, rng, most):
-        blob.feed(text, start, end)
+        assert blob.take(text, start, end) == -1
     return blob
 
 
@@ -320,6 +320,28 @@ def test_fits_in_pieces_that_split_pixels_anywhere_is_read_whole():
         assert np.array_equal(data, pixels) and data.dtype == np.dtype(dtype)
 
 
+@pytest.mark.parametrize("lines", [False, True])
+def test_the_text_ends_where_its_end_tag_starts_in_any_piece(lines):
+    """The text is decoded without being searched first; its end tag is still found in
+    whichever piece it comes, after padding too (lengths not a multiple of 3)."""
+    from indical.drivers.indi.blob_text import BlobText
+    rng = np.random.default_rng(9)
+    buf = io.BytesIO()
+    fits.PrimaryHDU(rng.integers(0, 60000, (30, 40)).astype(np.uint16)).writeto(buf)
+    for length in (len(buf.getvalue()), 2880 + 1001, 2880 + 1002):
+        text = base64.b64encode(buf.getvalue()[:length])
+        if lines:
+            text = b"\n".join(text[i:i + 72] for i in range(0, len(text), 72)) + b"\n"
+        stream = text + b"</oneBLOB></setBLOBVector>"
+        for most in (5, 33, 4000):
+            blob, ended = BlobText("Cam", ".fits", length), -1
+            for start, end in _pieces(stream, rng, most):
+                ended = blob.take(stream, start, end)
+                if ended >= 0:
+                    break
+            assert ended == len(text) and blob.end().length == length
+
+
 def test_base64_text_cut_short_is_an_error_never_a_partial_frame():
     from indical.drivers.indi.blob_text import BlobText
     rng = np.random.default_rng(6)
@@ -332,11 +354,11 @@ def test_base64_text_cut_short_is_an_error_never_a_partial_frame():
     text = base64.b64encode(raw)
     for damaged in (text[:-3], text[:5000] + b"*" + text[5001:]):
         blob = BlobText("Cam", ".fits", len(raw))
-        blob.feed(damaged)
+        blob.take(damaged)
         with pytest.raises(ValueError, match="base64 text"):
             blob.end()
     blob = BlobText("Cam", ".fits", 100)
-    blob.feed(base64.b64encode(b"not a FITS file at all " * 300))
+    blob.take(base64.b64encode(b"not a FITS file at all " * 300))
     with pytest.raises(DeviceError, match="does not start with SIMPLE"):
         blob.end()
 
