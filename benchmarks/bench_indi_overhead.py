@@ -2,10 +2,12 @@
 61 megapixels (9576 x 6388) with --large.
 
 For each size and camera driver (indical's simulator, and Debian's stock indi_simulator_ccd,
-whose sensor stops at 8192 pixels a side in 1.9.9: its "61 MP" is 8192 x 7456), a private
+whose sensor stops at 8192 pixels a side in 1.9.9: its "61 MP" is 8192 x 7464), a private
 indiserver runs the driver and the INDI camera adapter takes flats, both ways frames travel:
 shared memory through the server's local socket, and base64 over TCP. Measured from the end of
-the exposure as the client sees it (command sent + exposure time), medians of several runs:
+the exposure as the client sees it (command sent + exposure time), medians of several runs
+in rounds (indical's frames and the bare clients' alternate, so a change of load weighs on both;
+the TCP / bare TCP ratio of each round shows the spread):
   - frame in Python: the pixels decoded into the Frame `Camera.expose` returns.
 Baselines in the same run:
   - bare clients, over TCP and over the server's local socket: a socket that starts the
@@ -20,7 +22,8 @@ banding, save, log), with two baselines on the same server and driver: a bare lo
 client that only requests exposures and receives frames back to back, and indical's camera
 adapter exposing back to back. Our simulator renders each frame and writes its FITS file while
 the exposure counts down, so what it does after the exposure is sending the file.
-Run: .venv/bin/python benchmarks/bench_indi_overhead.py [--runs N] [--large] [--panel-only]
+Run: .venv/bin/python benchmarks/bench_indi_overhead.py [--runs N] [--rounds N] [--large]
+[--panel-only | --no-panel-run]
 Runs are sequential; a 61 MP frame is 122 MB of pixels and 163 MB of base64."""
 
 from __future__ import annotations
@@ -99,8 +102,8 @@ def stock_size(server: IndiServer, device: str, width: int, height: int) -> None
 
 
 def through_indical(server: IndiServer, device: str, frames: str, exposure_s: float,
-                    runs: int) -> tuple[dict[str, float], bytes, str]:
-    """Medians (ms after the end of the exposure) of the frame's arrival and decoding, the
+                    runs: int) -> tuple[dict[str, list[float]], bytes, str]:
+    """Times (ms after the end of the exposure) of each frame's arrival and decoding, the
     FITS bytes of the last frame (for the in-memory baselines), and the path used."""
     spec = parse_rig(rig_text(server.address, device, frames), "bench")
     arrived, decoded = [], []
@@ -116,11 +119,12 @@ def through_indical(server: IndiServer, device: str, frames: str, exposure_s: fl
             decoded.append(t["frame_s"] - end)
         buf = io.BytesIO()
         write_fits(buf, frame.data, frame.meta)
-    return {"arrived": median_ms(arrived), "frame": median_ms(decoded)}, buf.getvalue(), via
+    return ({"arrived": [1000.0 * t for t in arrived], "frame": [1000.0 * t for t in decoded]},
+            buf.getvalue(), via)
 
 
 def bare_ms(server: IndiServer, device: str, exposure_s: float, runs: int, *,
-            unix: bool) -> float:
+            unix: bool) -> list[float]:
     """Baseline: a bare socket client that starts the exposure and only waits for the end of
     the BLOB message (no XML parsing, no base64 decoding, the shared buffer's descriptor closed
     unread): the driver and indiserver's share, over TCP or the server's local socket."""
@@ -163,7 +167,41 @@ def bare_ms(server: IndiServer, device: str, exposure_s: float, runs: int, *,
                 tail = tail[-32:] + receive()
             times.append(time.perf_counter() - end)
             time.sleep(0.3)   # the driver's last CCD_EXPOSURE update
-    return median_ms(times)
+    return [1000.0 * t for t in times]
+
+
+def rounds_of(server: IndiServer, device: str, exposure_s: float, runs: int, rounds: int
+              ) -> tuple[dict[str, Any], bytes, str, list[float], list[float]]:
+    """Frames through indical (shared memory, then TCP) and through the bare clients, in
+    rounds: indical first in even rounds, the bare clients first in odd ones. Returns every
+    time per path, the last frame's FITS bytes, the shared path's description, the TCP /
+    bare TCP ratio of each round (medians within the round) and the load at each round."""
+    times: dict[str, Any] = {"shared": {"arrived": [], "frame": []},
+                             "tcp": {"arrived": [], "frame": []}, "bare": [], "bare_unix": []}
+    ratios, loads, fits_bytes, via = [], [], b"", ""
+    for number in range(rounds):
+        loads.append(os.getloadavg()[0])
+        tcp: list[float] = []
+        bare: list[float] = []
+
+        def indical() -> None:
+            nonlocal fits_bytes, via
+            shared, fits_bytes, via = through_indical(server, device, "shared", exposure_s, runs)
+            tcp_times, _, _ = through_indical(server, device, "tcp", exposure_s, runs)
+            for key in ("arrived", "frame"):
+                times["shared"][key] += shared[key]
+                times["tcp"][key] += tcp_times[key]
+            tcp.extend(tcp_times["frame"])
+
+        def bare_clients() -> None:
+            bare.extend(bare_ms(server, device, exposure_s, runs, unix=False))
+            times["bare_unix"].extend(bare_ms(server, device, exposure_s, runs, unix=True))
+
+        for step in ((indical, bare_clients) if number % 2 == 0 else (bare_clients, indical)):
+            step()
+        times["bare"] += bare
+        ratios.append(statistics.median(tcp) / statistics.median(bare))
+    return times, fits_bytes, via, ratios, loads
 
 
 def in_memory_ms(fits_bytes: bytes, runs: int) -> tuple[float, float]:
@@ -355,7 +393,11 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="frames per path in each round")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds per size and driver; indical's and the bare clients' "
+                             "frames alternate between rounds, so a change of load meanwhile "
+                             "weighs on both")
     parser.add_argument("--large", action="store_true", help="also 26 and 61 megapixels")
     parser.add_argument("--no-panel-run", action="store_true",
                         help="skip the panel-flats runs (the slowest part)")
@@ -365,8 +407,8 @@ def main() -> None:
                         help="flats per panel-flats run (gaps: this less 2)")
     args = parser.parse_args()
     sizes = {**SIZES, **(LARGE if args.large else {})}
-    print(f"per-frame overhead through indiserver, median of {args.runs} runs, times in ms "
-          f"after the end of the exposure ({load()})")
+    print(f"per-frame overhead through indiserver, median of {args.rounds} rounds of "
+          f"{args.runs} runs, times in ms after the end of the exposure ({load()})")
     rows, gaps = [], []
     for label, (w, h) in sizes.items():
         if not args.no_panel_run:
@@ -395,21 +437,21 @@ def main() -> None:
                 try:
                     if driver == STOCK:
                         stock_size(server, device, sw, sh)
-                    shared, fits_bytes, via_shared = through_indical(server, device, "shared",
-                                                                     exposure_s, args.runs)
-                    tcp, _, via_tcp = through_indical(server, device, "tcp", exposure_s,
-                                                      args.runs)
-                    bare = bare_ms(server, device, exposure_s, args.runs, unix=False)
-                    bare_unix = bare_ms(server, device, exposure_s, args.runs, unix=True)
+                    times, fits_bytes, via_shared, ratios, loads = rounds_of(
+                        server, device, exposure_s, args.runs, args.rounds)
                 finally:
                     server.stop()
+            shared = {k: statistics.median(v) for k, v in times["shared"].items()}
+            tcp = {k: statistics.median(v) for k, v in times["tcp"].items()}
+            bare = statistics.median(times["bare"])
+            bare_unix = statistics.median(times["bare_unix"])
             copy, copy_decode = in_memory_ms(fits_bytes, args.runs)
             del fits_bytes
             gc.collect()
             row = {"size": label, "driver": driver, "sensor": f"{sw}x{sh}",
                    "shared": shared["frame"], "tcp": tcp["frame"], "tcp_arrived": tcp["arrived"],
                    "bare": bare, "bare_unix": bare_unix, "copy": copy,
-                   "copy_decode": copy_decode}
+                   "copy_decode": copy_decode, "ratios": ratios, "load": loads}
             rows.append(row)
             print(f"\n{label}, {driver} ({sw}x{sh}), exposure {exposure_s:g} s")
             print(f"  shared memory  frame in Python {shared['frame']:8.1f}   "
@@ -419,19 +461,21 @@ def main() -> None:
                   f"({via_shared})")
             print(f"  base64 / TCP   frame in Python {tcp['frame']:8.1f}   "
                   f"x{tcp['frame'] / bare:.2f} of the bare TCP client (text arrived "
-                  f"{tcp['arrived']:.1f})")
+                  f"{tcp['arrived']:.1f}); per round x{' x'.join(f'{r:.2f}' for r in ratios)}")
             print(f"  baselines      bare TCP client {bare:8.1f}   bare local-socket client "
                   f"{bare_unix:.1f}   in-memory copy {copy:.1f}, copy+decode {copy_decode:.1f}")
+            print(f"  load average   {min(loads):.1f}-{max(loads):.1f} (1 min, at each round)")
     if rows:
         print("\n| size | driver | shared | bare local | x bare local | share / (copy+decode) | "
-              "TCP | bare TCP | x bare TCP | copy | copy+decode |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "TCP | bare TCP | x bare TCP | per round | copy | copy+decode | load |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['size']} | {r['driver']} ({r['sensor']}) | {r['shared']:.0f} | "
               f"{r['bare_unix']:.0f} | {r['shared'] / r['bare_unix']:.2f} | "
               f"{(r['shared'] - r['bare_unix']) / r['copy_decode']:.2f} | {r['tcp']:.0f} | "
-              f"{r['bare']:.0f} | {r['tcp'] / r['bare']:.2f} | {r['copy']:.1f} | "
-              f"{r['copy_decode']:.1f} |")
+              f"{r['bare']:.0f} | {r['tcp'] / r['bare']:.2f} | "
+              f"{min(r['ratios']):.2f}-{max(r['ratios']):.2f} | {r['copy']:.1f} | "
+              f"{r['copy_decode']:.1f} | {min(r['load']):.1f}-{max(r['load']):.1f} |")
     if gaps:
         print("\nTime between two flats' exposures (panel-flats run, ms, medians):")
         print("| size | exposure | gap | driver + server | indical | decode | adapter | "
