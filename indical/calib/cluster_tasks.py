@@ -27,7 +27,8 @@ from indical import __version__
 from indical.atomic import atomic_file
 from indical.calib.calibrate import CalibrateOptions, Calibrator, LightOutcome
 from indical.calib.catalogue import MasterCatalogue
-from indical.calib.combine.engine import CombineInput, CombineResult, combine_files, measure_level
+from indical.calib.combine.engine import (CombineInput, CombineResult, combine_files,
+                                          measure_cell_levels, measure_level)
 from indical.calib.ingest import FrameRecord, inspect_file
 from indical.calib.master import (MasterBuild, MasterSpec, SourceInfo, combine_job,
                                   finish_master, survey)
@@ -230,6 +231,12 @@ def survey_master(spec: MasterSpec, build: Build) -> MasterPlan:
                 with open_raw(info.path) as image:
                     levels.append(measure_level(image, job.precal_image, job.pedestal_adu))
             job = replace(job, levels_adu=levels)
+        if job.per_cell_position and job.cell_levels_adu is None:   # every band scales alike
+            cells = []
+            for info in infos:
+                with open_raw(info.path) as image:
+                    cells.append(measure_cell_levels(image, job.precal_image, job.pedestal_adu))
+            job = replace(job, cell_levels_adu=cells)
     except IndicalError as exc:
         raise TaskError(str(exc)) from None
     return MasterPlan(kind, tuple(infos), job, infos[0].width, infos[0].height, itemsize, build)
@@ -254,7 +261,7 @@ def write_master_from_bands(spec: MasterSpec, plan: MasterPlan, bands: list[Comb
     result = CombineResult(data=np.concatenate([b.data for b in bands]),
                            rejected=np.concatenate([b.rejected for b in bands]),
                            options=first.options, levels_adu=first.levels_adu,
-                           scales=first.scales)
+                           scales=first.scales, cell_scales=first.cell_scales)
     try:
         build = finish_master(spec, plan.kind, list(plan.sources), result, now=now)
         return _write(build, Path(out), overwrite, rejection_map)

@@ -305,7 +305,9 @@ def master_header(meta: FrameMeta, result: CombineResult, infos: list[SourceInfo
     for name, value in result.options.parameters().items():
         h[short[name]] = ("none" if value is None else value, f"Combine parameter {name}")
     if meta.frame_type is FrameType.FLAT:
-        h["NORMALIZ"] = ("multiplicative", "Frames scaled to a common level, then mean 1")
+        h["NORMALIZ"] = ("multiplicative", "Frames scaled to a common level, then mean 1"
+                         if result.cell_scales is None else
+                         "Each CFA position scaled to a common level")
         # what lit the flats (meta_to_header wrote FLATSRC), kept in the master itself:
         # sources may be moved or deleted, and sky flats are matched to lights by night
         # long descriptions (a master's file name) continue over CONTINUE cards, without comment
@@ -352,11 +354,16 @@ def combine_job(spec: MasterSpec, kind: FrameType, infos: list[SourceInfo]) -> C
     """What the combine engine is asked, once the inputs passed the survey."""
     precal = spec.precal if kind is FrameType.FLAT else Precal()
     known_levels = None if precal.image is not None else [i.level_adu - precal.pedestal_adu for i in infos]
+    # flats normalised per channel are scaled per channel before rejection too: a sky flat's
+    # colour changes through twilight, and one factor per frame would leave the frames'
+    # channels apart by that change, which rejection would take for outliers
+    per_channel = (kind is FrameType.FLAT and _flat_normalisation(
+        combined_meta(kind, infos), infos, spec.flat_normalisation) == "CHANNEL")
     return CombineInput(paths=[i.path for i in infos], options=spec.options,
                         normalise=kind is FrameType.FLAT, precal_image=precal.image,
                         pedestal_adu=precal.pedestal_adu,
                         memory_limit_bytes=spec.memory_limit_bytes, rejection_map=True,
-                        levels_adu=known_levels)
+                        levels_adu=known_levels, per_cell_position=per_channel)
 
 
 def finish_master(spec: MasterSpec, kind: FrameType, infos: list[SourceInfo],

@@ -174,14 +174,16 @@ def combine_stack(values: np.ndarray, network: np.ndarray, method: int,
 
 def combine_cube(physical: np.ndarray, precal: np.ndarray | None, scales: np.ndarray,
                  dtype: type, network: np.ndarray, method: int, params) -> tuple[np.ndarray, np.ndarray]:
-    """Every pixel of a cube (frames x rows x columns) of physical values."""
+    """Every pixel of a cube (frames x rows x columns) of physical values. `scales`: one per
+    frame, or frames x 2 x 2 (per colour cell position: [row parity, column parity])."""
     _, rows, width = physical.shape
     out = np.empty((rows, width), np.float32)
     rejected = np.empty((rows, width), np.uint16)
     with np.errstate(invalid="ignore", over="ignore"):  # NaNs and infinities are part of the test
         for r in range(rows):
             for c in range(width):
+                s = scales if scales.ndim == 1 else scales[:, r % 2, c % 2]
                 values = kernel_values(physical[:, r, c],
-                                       None if precal is None else precal[r, c], scales, dtype)
+                                       None if precal is None else precal[r, c], s, dtype)
                 out[r, c], rejected[r, c] = combine_stack(values, network, method, params)
     return out, rejected

@@ -293,6 +293,44 @@ def test_engine_equals_the_reference(tmp_path, job):
     assert_identical((got.data, got.rejected), expect, str(job))
 
 
+@pytest.mark.parametrize("stored", ["int16", "float32", "pedestal-f64"])
+@pytest.mark.parametrize("method", ["sigma", "winsorized", "percentile", "linearfit", "median"])
+def test_per_cell_scales_equal_the_reference(tmp_path, stored, method):
+    """Colour flats scaled per 2x2 cell position (FLAG_CELL_SCALES): every frame's four
+    positions take their own factor, on the pread path, the float32 cube and the float64 one,
+    with a precalibration image, in both copies of the kernel."""
+    from astropy.io import fits
+
+    paths = [write_synthetic(tmp_path / f"f{i}.fits", FrameType.FLAT, level_adu=9000 + 300 * i,
+                             shape=(7, 133), seed=i, noise_adu=40.0) for i in range(11)]
+    if stored == "float32":
+        for p in paths:
+            fits.writeto(p, fits.getdata(p).astype(np.float32) + np.float32(0.25),
+                         fits.getheader(p), overwrite=True)
+    pedestal = 100.5 if stored == "pedestal-f64" else 0.0
+    rng = np.random.default_rng(9)
+    cells = [rng.uniform(3000, 12000, (2, 2)) for _ in paths]
+    job = dict(options=CombineOptions(method=method), normalise=True, pedestal_adu=pedestal,
+               precal_image=np.linspace(0, 50, 7 * 133).reshape(7, 133),
+               per_cell_position=True, cell_levels_adu=cells)
+    physical = np.asarray([fits.getdata(p).astype(np.float64) for p in paths]) - pedestal
+    kernel = native.kernel()
+    best = kernel.isa
+    try:
+        for isa in sorted({0, best}):
+            kernel.use_isa(isa)
+            got = _engine_results(paths, job)
+            scales = np.asarray(got.cell_scales)
+            assert scales.shape == (11, 2, 2) and np.ptp(scales[3]) > 0.1
+            code, params = got.options.kernel_params()
+            expect = ref.combine_cube(physical, job["precal_image"], scales,
+                                      np.float64 if pedestal % 1 else np.float32,
+                                      sorting_network(11), code, params)
+            assert_identical((got.data, got.rejected), expect, f"{stored} isa {isa}")
+    finally:
+        kernel.use_isa(best)
+
+
 def test_a_missing_extension_says_what_to_run(monkeypatch):
     monkeypatch.setitem(sys.modules, "indical.calib.combine._native", None)  # import fails
     native.kernel.cache_clear()

@@ -57,8 +57,12 @@ def test_bands_put_together_are_the_whole_combine(tmp_path, method, stored):
         combine_files(job, rows=(50, 200))
 
 
-def test_master_from_bands_is_the_local_master_byte_for_byte(tmp_path):
+@pytest.mark.parametrize("bayer", [None, "RGGB"])
+def test_master_from_bands_is_the_local_master_byte_for_byte(tmp_path, bayer):
     paths = _flats(tmp_path / "raw")
+    if bayer:   # colour flats: scaled per CFA position, with levels measured once by the survey
+        for p in paths:
+            fits.setval(p, "BAYERPAT", value=bayer)
     precal = Precal(image=np.full((101, 67), 480.0, dtype=np.float32), description="bias file")
     spec = MasterSpec(paths=paths, frame_type=FrameType.FLAT, precal=precal)
     for name in ("local", "bands", "whole"):
@@ -67,7 +71,9 @@ def test_master_from_bands_is_the_local_master_byte_for_byte(tmp_path):
                  rejection_map=tmp_path / "local" / "rej.fits")
     plan = tasks.survey_master(spec, tasks.this_build())
     assert tasks.plan_size(plan) == (101, 67, 7, 2)
-    bands = [tasks.combine_band(plan, r0, min(101, r0 + 30)) for r0 in range(0, 101, 30)]
+    assert (plan.job.cell_levels_adu is not None) == plan.job.per_cell_position == bool(bayer)
+    # bands of an odd number of rows: the cell positions follow the frame's own rows
+    bands = [tasks.combine_band(plan, r0, min(101, r0 + 29)) for r0 in range(0, 101, 29)]
     written = tasks.write_master_from_bands(spec, plan, bands, str(tmp_path / "bands" / "m.fits"),
                                             NOW, rejection_map=str(tmp_path / "bands" / "rej.fits"))
     assert written.imagetyp == "Master Flat" and written.n_frames == 7

@@ -16,7 +16,12 @@
  * at a time, into the caller's scratch buffer: no memory maps, no page faults on them.
  *
  * params layout (options.CombineOptions.kernel_params): 0 sigma_low, 1 sigma_high,
- * 2 use_median, 3 maxiters (-1: no limit), 4 clip, 5 percentile_low, 6 percentile_high. */
+ * 2 use_median, 3 maxiters (-1: no limit), 4 clip, 5 percentile_low, 6 percentile_high.
+ *
+ * `flags` (the entry points' former use_precal): FLAG_PRECAL subtracts `precal` (height x
+ * width); FLAG_CELL_SCALES takes `scales` as 4 x n factors, scales[pos * n + k] for frame k's
+ * pixels at position pos = 2 * (row & 1) + (column & 1) of the 2x2 colour filter cell (flats
+ * of a colour sensor), where without it frame k's every pixel takes scales[k]. */
 
 #ifndef NATIVE_T /* ---------------------------------------------------------------- shared part */
 
@@ -43,7 +48,9 @@
 #define KCAT(a, b) KCAT2(a, b)
 #define KFN(name) KCAT(name, KERNEL_ISA) /* an entry point of this copy: name_base, name_avx2 */
 
-#define ABI_VERSION 3
+#define ABI_VERSION 4
+#define FLAG_PRECAL 1
+#define FLAG_CELL_SCALES 2
 #define TILE 128 /* columns per tile, a multiple of 8 */
 #define READ_ROWS 4 /* rows read per pread round: frames x READ_ROWS x width stays in L2 */
 
@@ -595,8 +602,8 @@ static void linearfit_tile(double *v, int n, int tw, const params_t *q, work_t *
  * precalibration value for every frame), so sorting the integers and converting afterwards
  * gives exactly the sorted values, and 16-bit comparisons do twice the work per instruction.
  * (Equal values convert to the same bits: no -0.0 arises from an integer plus offsets.) */
-static int uniform_16bit(const source_t *src, int n, const double *scales) {
-    if (src->kind != SRC_BE16) return 0;
+static int uniform_16bit(const source_t *src, int n, const double *scales, int cells) {
+    if (src->kind != SRC_BE16 || cells) return 0;
     for (int k = 1; k < n; k++)
         if (src->offsets[k] != src->offsets[0] || scales[k] != scales[0]) return 0;
     return n > 0 && scales[0] > 0.0 && isfinite(scales[0]) && isfinite(src->offsets[0]);
@@ -623,26 +630,31 @@ static void sorted_int16_tile(const source_t *src, int n, int row, int c0, int t
 }
 
 static void process_rows(const source_t *src, int n, int width, int src_row0, int r0, int r1,
-                         const double *precal, int use_precal, const double *scales,
+                         const double *precal, int flags, const double *scales,
                          const params_t *q, const int64_t *network, int npairs, float *out,
                          uint16_t *rejected, void *work) {
     work_t w = carve(work, n);
-    int sort_ints = q->method != MEAN && uniform_16bit(src, n, scales);
+    int cells = (flags & FLAG_CELL_SCALES) != 0;
+    int sort_ints = q->method != MEAN && uniform_16bit(src, n, scales, cells);
     for (int r = r0; r < r1; r++) {
+        /* factors of even and odd columns in this row (the same without cell scales; TILE is
+         * even, so a tile's column c has the parity of c) */
+        const double *even = cells ? scales + (size_t)(r & 1) * 2 * n : scales;
+        const double *odd = cells ? even + n : scales;
         for (int c0 = 0; c0 < width; c0 += TILE) {
             int tw = width - c0 < TILE ? width - c0 : TILE;
-            const double *pre = use_precal ? precal + (int64_t)r * width + c0 : NULL;
+            const double *pre = (flags & FLAG_PRECAL) ? precal + (int64_t)r * width + c0 : NULL;
             float *o = out + (int64_t)r * width + c0;
             uint16_t *rj = rejected + (int64_t)r * width + c0;
             if (src->kind == SRC_F64) {
-                fill_f64(src, n, r - src_row0, c0, tw, pre, scales, (double *)w.buf);
+                fill_f64(src, n, r - src_row0, c0, tw, pre, even, odd, (double *)w.buf);
                 reduce_tile_f64((double *)w.buf, n, tw, q, network, npairs, 0, &w, o, rj);
             } else if (sort_ints) {
                 sorted_int16_tile(src, n, r - src_row0, c0, tw, network, npairs, w.ibuf);
                 convert_int16_f32(w.ibuf, n, src->offsets[0], scales[0], pre, (float *)w.buf);
                 reduce_tile_f32((float *)w.buf, n, tw, q, network, npairs, 1, &w, o, rj);
             } else {
-                fill_f32(src, n, r - src_row0, c0, tw, pre, scales, (float *)w.buf);
+                fill_f32(src, n, r - src_row0, c0, tw, pre, even, odd, (float *)w.buf);
                 reduce_tile_f32((float *)w.buf, n, tw, q, network, npairs, 0, &w, o, rj);
             }
         }
@@ -652,7 +664,7 @@ static void process_rows(const source_t *src, int n, int width, int src_row0, in
 /* Combine rows [r0, r1) of a cube of float32 (is_f64 = 0) or float64 physical values,
  * cube[k][r - cube_row0][c], into out and rejected (full images, row r at r * width). */
 int KFN(ind_combine_cube)(const void *cube, int is_f64, int n, int cube_rows, int width,
-                          int cube_row0, int r0, int r1, const double *precal, int use_precal, const double *scales,
+                          int cube_row0, int r0, int r1, const double *precal, int flags, const double *scales,
                      int method, const double *params, const int64_t *network, int npairs,
                      float *out, uint16_t *rejected, void *work) {
     const void *frames[n > 0 ? n : 1];
@@ -661,7 +673,7 @@ int KFN(ind_combine_cube)(const void *cube, int is_f64, int n, int cube_rows, in
         frames[k] = (const char *)cube + (size_t)k * cube_rows * width * item;
     source_t src = {is_f64 ? SRC_F64 : SRC_F32, frames, width, NULL};
     params_t q = read_params(method, params);
-    process_rows(&src, n, width, cube_row0, r0, r1, precal, use_precal, scales, &q, network,
+    process_rows(&src, n, width, cube_row0, r0, r1, precal, flags, scales, &q, network,
                  npairs, out, rejected, work);
     return 0;
 }
@@ -690,7 +702,7 @@ static int read_fully(int fd, char *dst, size_t len, int64_t pos) {
  * frame k failed (errno tells why). `work` holds ind_work_bytes + ind_read_bytes bytes. */
 int KFN(ind_combine_be16_files)(const int *fds, const int64_t *data_offsets,
                                 const double *offsets, int n, int width, int r0, int r1, const double *precal,
-                           int use_precal, const double *scales, int method,
+                           int flags, const double *scales, int method,
                            const double *params, const int64_t *network, int npairs,
                            float *out, uint16_t *rejected, void *work) {
     const void *frames[n > 0 ? n : 1];
@@ -707,7 +719,7 @@ int KFN(ind_combine_be16_files)(const int *fds, const int64_t *data_offsets,
             frames[k] = dst;
         }
         source_t src = {SRC_BE16, frames, width, offsets};
-        process_rows(&src, n, width, b0, b0, b1, precal, use_precal, scales, &q, network, npairs,
+        process_rows(&src, n, width, b0, b0, b1, precal, flags, scales, &q, network, npairs,
                      out, rejected, work);
     }
     return 0;
@@ -726,16 +738,16 @@ int64_t ind_read_bytes(int n, int width) {
 }
 
 #define CUBE_ARGS const void *cube, int is_f64, int n, int cube_rows, int width, int cube_row0, \
-    int r0, int r1, const double *precal, int use_precal, const double *scales, int method, \
+    int r0, int r1, const double *precal, int flags, const double *scales, int method, \
     const double *params, const int64_t *network, int npairs, float *out, uint16_t *rejected, \
     void *work
-#define CUBE_CALL cube, is_f64, n, cube_rows, width, cube_row0, r0, r1, precal, use_precal, \
+#define CUBE_CALL cube, is_f64, n, cube_rows, width, cube_row0, r0, r1, precal, flags, \
     scales, method, params, network, npairs, out, rejected, work
 #define FILES_ARGS const int *fds, const int64_t *data_offsets, const double *offsets, int n, \
-    int width, int r0, int r1, const double *precal, int use_precal, const double *scales, \
+    int width, int r0, int r1, const double *precal, int flags, const double *scales, \
     int method, const double *params, const int64_t *network, int npairs, float *out, \
     uint16_t *rejected, void *work
-#define FILES_CALL fds, data_offsets, offsets, n, width, r0, r1, precal, use_precal, scales, \
+#define FILES_CALL fds, data_offsets, offsets, n, width, r0, r1, precal, flags, scales, \
     method, params, network, npairs, out, rejected, work
 
 static int isa = 0; /* 0: baseline copy, 1: AVX2 copy; set by ind_set_isa before any combine */
@@ -841,34 +853,45 @@ done:
 #else /* ------------------------------------------- per value type (float, double) part */
 
 /* Tile columns [c0, c0 + tw) of source row `row` into buf (frames x TILE): precalibrated and
- * scaled exactly as the frames' physical values are defined. */
+ * scaled exactly as the frames' physical values are defined: frame k's even columns by
+ * even[k], its odd ones by odd[k] (c0 is even). One factor for both (the usual case) keeps the
+ * plain loop: the select is only where the factors differ. */
 static void FN(fill)(const source_t *src, int n, int row, int c0, int tw, const double *pre,
-                     const double *scales, NATIVE_T *buf) {
+                     const double *even, const double *odd, NATIVE_T *buf) {
     for (int k = 0; k < n; k++) {
-        double sk = scales[k];
+        double sk = even[k], so = odd[k];
         NATIVE_T *b = buf + (size_t)k * TILE;
         if (src->kind == SRC_BE16) {
             const uint16_t *s = (const uint16_t *)src->frames[k] + (int64_t)row * src->row_stride + c0;
             double off = src->offsets[k];
-            for (int c = 0; c < tw; c++) {
-                uint16_t u = (uint16_t)((s[c] << 8) | (s[c] >> 8));
-                double x = (double)(int16_t)u + off;
-                if (pre) x -= pre[c];
-                b[c] = (NATIVE_T)(x * sk);
+            if (so == sk) {
+                for (int c = 0; c < tw; c++) {
+                    uint16_t u = (uint16_t)((s[c] << 8) | (s[c] >> 8));
+                    double x = (double)(int16_t)u + off;
+                    if (pre) x -= pre[c];
+                    b[c] = (NATIVE_T)(x * sk);
+                }
+            } else {
+                for (int c = 0; c < tw; c++) {
+                    uint16_t u = (uint16_t)((s[c] << 8) | (s[c] >> 8));
+                    double x = (double)(int16_t)u + off;
+                    if (pre) x -= pre[c];
+                    b[c] = (NATIVE_T)(x * ((c & 1) ? so : sk));
+                }
             }
         } else if (src->kind == SRC_F32) {
             const float *s = (const float *)src->frames[k] + (int64_t)row * src->row_stride + c0;
             for (int c = 0; c < tw; c++) {
                 double x = (double)s[c];
                 if (pre) x -= pre[c];
-                b[c] = (NATIVE_T)(x * sk);
+                b[c] = (NATIVE_T)(x * ((c & 1) ? so : sk));
             }
         } else {
             const double *s = (const double *)src->frames[k] + (int64_t)row * src->row_stride + c0;
             for (int c = 0; c < tw; c++) {
                 double x = s[c];
                 if (pre) x -= pre[c];
-                b[c] = (NATIVE_T)(x * sk);
+                b[c] = (NATIVE_T)(x * ((c & 1) ? so : sk));
             }
         }
         for (int c = tw; c < TILE; c++) b[c] = 0; /* the last tile of a row: padding */

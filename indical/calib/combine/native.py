@@ -12,7 +12,7 @@ from pathlib import Path
 
 from indical.errors import IndicalError
 
-ABI_VERSION = 3  # ABI_VERSION in native.c
+ABI_VERSION = 4  # ABI_VERSION in native.c
 ISA_NAMES = {0: "baseline", 1: "AVX2"}
 
 

@@ -27,7 +27,7 @@ class CombinePlan:
     offsets: np.ndarray          # float64, per frame: BZERO - pedestal
     pedestal_adu: float
     precal: np.ndarray | None    # float64, C-ordered, height x width
-    scales: np.ndarray           # float64, per frame
+    scales: np.ndarray           # float64, per frame (4 x per frame with cell_scales)
     code: int                    # options.METHOD_CODE
     params: np.ndarray           # float64, options.kernel_params layout
     network: np.ndarray          # int64 comparator pairs for len(images) inputs
@@ -35,6 +35,7 @@ class CombinePlan:
     rejected: np.ndarray         # uint16 rejection counts, the rows combined x width
     memory_limit_bytes: int
     first_row: int = 0           # frame row that out[0] holds (a band of a split combine)
+    cell_scales: bool = False    # scales per 2x2 colour cell position (native.c FLAG_CELL_SCALES)
 
     @property
     def height(self) -> int:

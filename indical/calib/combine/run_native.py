@@ -98,6 +98,7 @@ def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> N
     offsets = [plain_file_offset(im) for im in plan.images]
     from_files = plan.stored and all(o is not None for o in offsets)
     use_precal = plan.precal is not None
+    flags = int(use_precal) | (2 if plan.cell_scales else 0)   # native.c's FLAG_* bits
     precal = plan.precal if use_precal else np.zeros((1, 1))
     network = np.ascontiguousarray(plan.network, dtype=np.int64)
     ptr = {name: arr.ctypes.data for name, arr in
@@ -132,7 +133,7 @@ def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> N
             def read_and_combine(r0: int, r1: int, buf: np.ndarray) -> None:
                 failed = kernel.combine_be16_files(
                     fds.ctypes.data, data_offsets.ctypes.data, ptr["offsets"], n, width, r0, r1,
-                    ptr["precal"], int(use_precal), ptr["scales"], plan.code, ptr["params"],
+                    ptr["precal"], flags, ptr["scales"], plan.code, ptr["params"],
                     ptr["network"], n_pairs, ptr["out"], ptr["rejected"], buf.ctypes.data)
                 if failed:
                     err = ctypes.get_errno()
@@ -156,7 +157,7 @@ def run(plan: CombinePlan, kernel: NativeKernel, progress: Progress | None) -> N
             def combine(r0: int, r1: int, buf: np.ndarray, cube: np.ndarray = cube,
                         start: int = start, stop: int = stop) -> None:
                 kernel.combine_cube(cube.ctypes.data, is_f64, n, stop - start, width, start,
-                                    r0, r1, ptr["precal"], int(use_precal), ptr["scales"],
+                                    r0, r1, ptr["precal"], flags, ptr["scales"],
                                     plan.code, ptr["params"], ptr["network"], n_pairs,
                                     ptr["out"], ptr["rejected"], buf.ctypes.data)
 
