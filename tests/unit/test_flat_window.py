@@ -294,6 +294,40 @@ def test_a_panel_whose_only_usable_step_is_its_least_light(top):
     assert worst == bound
 
 
+def test_no_search_takes_six_frames_on_every_bright_panel_of_the_benchmark():
+    """Issue 18's max of 6 frames, over the panels `bench_flat_search.py` draws, is out of
+    reach for any search, not only for indical's: the benchmark draws 0-255 panels with dead
+    ranges up to 15 % of the range (edges 0-38) and light up to 3000x the need, so for each
+    of the 39 edges there are panels whose only usable step is the one above it. Wherever a
+    search puts its frames, each says dark, saturated or lit about one step, so finding that
+    step takes `fewest_frames_to_find(39)` = 6 frames, the first included; its level at the
+    frame that finds it is anything a factor of 240 of exposures brings into band, so the
+    flat itself is one more. Checked here on the same model panels as above: every edge from
+    0 to 38 gives exactly one step that any allowed exposure brings into band, and its level
+    at the floor ranges over more than the band's width (so no exposure chosen in advance
+    lands in band on all of them)."""
+    top = 255
+    steps = Steps(0, top)
+    flux = 3000 * BAND.target_adu
+    usable_levels = []
+    for edge in range(0, round(0.15 * top) + 1):
+        for f_min in (0.2, 0.5) if edge % 2 else (0.5,):
+            f = f_min * BAND.target_adu / flux / LIMITS.min_exposure_s
+
+            def light(b, edge=edge, f=f):
+                return 0.0 if b <= edge else (f if b == edge + 1 else 0.05 + b / top)
+            usable = [b for b in range(steps.minimum, steps.maximum + 1)
+                      if light(b) > 0 and flux * light(b) * LIMITS.min_exposure_s <= BAND.high_adu
+                      and flux * light(b) * LIMITS.max_exposure_s >= BAND.low_adu]
+            assert usable == [edge + 1]
+            usable_levels.append(flux * light(edge + 1) * LIMITS.min_exposure_s)
+    assert max(usable_levels) / min(usable_levels) > BAND.high_adu / BAND.low_adu
+    any_search = fewest_frames_to_find(39) + 1
+    assert any_search == 7 > 6
+    # indical's own start (a quarter of the range, for the other panels' sake) costs one more
+    assert 1 + fewest_frames_to_find(steps.snap(0.25 * top) - 1) + 1 == any_search + 1
+
+
 def test_a_step_too_bright_at_the_floor_hands_over_to_the_search_there():
     """Saturated at 1 s and still too bright at the 0.05 s floor: a trim at the frame already
     taken, so the loop's exposure search refuses at once and the brightness search goes on at
