@@ -113,6 +113,7 @@ def checks(cluster: Cluster, work: Path, lights: list[Path]) -> None:
     from indical.calib import cluster_tasks as tasks
     tasks.this_build.cache_clear()
     t0 = time.perf_counter()
+    tasks.code_sha(Path(tasks.__file__).resolve().parent.parent)   # done at import
     tasks.this_build()
     print(f"this build's hash (code and kernel), once per process: "
           f"{1e3 * (time.perf_counter() - t0):.1f} ms")

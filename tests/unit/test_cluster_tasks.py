@@ -201,3 +201,16 @@ def test_a_wheel_and_an_editable_install_of_the_same_code_agree(tmp_path):
     assert tasks.code_sha(wheel) == tasks.code_sha(editable) == tasks.this_build().code
     (wheel / "calib" / "apply.py").write_text((wheel / "calib" / "apply.py").read_text() + "#\n")
     assert tasks.code_sha(wheel) != tasks.code_sha(editable)
+
+
+def test_the_build_is_the_code_as_imported_not_as_on_disk_later(monkeypatch):
+    """A worker whose indical is edited or reinstalled while it runs still runs the code it
+    imported: its build is hashed at import, so the files on disk afterwards do not change it
+    and the client refuses it rather than trusting files it has not loaded."""
+    imported = tasks.this_build().code
+    monkeypatch.setattr(tasks, "code_sha", lambda package: "edited on disk")
+    tasks.this_build.cache_clear()
+    try:
+        assert tasks.this_build().code == imported != "edited on disk"
+    finally:
+        tasks.this_build.cache_clear()
