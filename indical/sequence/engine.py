@@ -252,7 +252,10 @@ def run_sequence(path: Path, rig: Rig, sink: FrameSink, *, log_path: Path | None
                 _finish_writes(w, result)
             if obs is not None:
                 result.frames = _on_disk(writers, obs.frames_saved)
-            log.close()
+            try:
+                log.close()
+            except OSError as exc:      # its lines are in the file; only the last fsync failed
+                result.cleanup_problems.append(str(exc))
     return result
 
 
