@@ -100,8 +100,8 @@ class SimWorld:
         return self.cover is not None and self.cover.closed
 
     def sun_altitude(self, when: datetime) -> float | None:
-        """Sun altitude at the site: astropy on a 30 s grid, one call per simulated hour,
-        interpolated between (well under 0.001 deg off; a frame costs no astropy call)."""
+        """Sun altitude at the site: on a 30 s grid, one call per simulated hour, interpolated
+        between (well under 0.001 deg off; a frame costs no sun position of its own)."""
         if self.site is None:
             return None
         s = self.site

@@ -1,5 +1,5 @@
-"""When dusk, night, dawn and day are at the rig's site, from the sun's altitude by astroplan's
-Observer (`indical.twilight.window.sun_altitudes_deg`).
+"""When dusk, night, dawn and day are at the rig's site, from the sun's altitude
+(`indical.twilight.window.sun_altitudes_deg`: ERFA, see indical/twilight/sun.py).
 
 A night is named by the local date of its evening (as frames' night folders are). Its windows
 follow each other: dusk from sunset to nautical dusk (sun -12 deg, so the sky flats' -2 to -10
@@ -42,8 +42,8 @@ def night_of(site: Site, when: datetime) -> str:
 
 
 def night_spans(site: Site, night: str) -> list[Span]:
-    """The four windows of one night, in order (dusk, night, dawn, day), from one astroplan
-    call for the sun's altitude over 36 hours (10-minute samples; crossings interpolated)."""
+    """The four windows of one night, in order (dusk, night, dawn, day), from one call for
+    the sun's altitude over 36 hours (10-minute samples; crossings interpolated)."""
     from indical.twilight.window import SunPath, from_unix, to_unix
 
     noon = local_noon(site, night)

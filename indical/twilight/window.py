@@ -7,13 +7,13 @@ Times are UTC seconds since the Unix epoch (`*_unix`) inside; datetimes only at 
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 
 from indical.site import Site
+from indical.twilight.sun import sun_altaz_deg
 
 
 class Twilight(enum.Enum):
@@ -36,32 +36,21 @@ def from_unix(t_unix: float) -> datetime:
     return datetime.fromtimestamp(t_unix, tz=timezone.utc)
 
 
-@functools.lru_cache(maxsize=8)
-def observer(site: Site):
-    """astroplan's Observer at the site (no refraction: the sun's geometric altitude)."""
-    from astroplan import Observer
-    return Observer(location=site.earth_location())
-
-
 def sun_altitudes_deg(site: Site, times_unix: np.ndarray | list[float]) -> np.ndarray:
-    """Geometric sun altitude (no refraction) at the site, one astroplan call for all times."""
-    from astropy.time import Time
-
-    t = Time(np.atleast_1d(np.asarray(times_unix, dtype=float)), format="unix")
-    return np.asarray(observer(site).sun_altaz(t).alt.deg, dtype=float)
+    """Geometric sun altitude (no refraction) at the site, one vectorised call for all times
+    (`indical.twilight.sun`: ERFA, no Earth-orientation tables)."""
+    return sun_altaz_deg(site, times_unix)[0]
 
 
 def sun_azimuth_deg(site: Site, when_unix: float) -> float:
     """Sun azimuth (degrees east of north), for pointing away from the sun."""
-    from astropy.time import Time
-
-    return float(observer(site).sun_altaz(Time(when_unix, format="unix")).az.deg)
+    return float(sun_altaz_deg(site, when_unix)[1][0])
 
 
 @dataclass(frozen=True)
 class SunPath:
-    """Sun altitude sampled over a stretch of time, interpolated in between: one astropy call
-    covers a whole twilight, so the controller can ask about any instant cheaply."""
+    """Sun altitude sampled over a stretch of time, interpolated in between: one call covers a
+    whole twilight, so the controller can ask about any instant cheaply."""
 
     times_unix: np.ndarray
     altitudes_deg: np.ndarray
