@@ -1,12 +1,18 @@
 """The compiled part of indical: one extension module holding the C kernels (combine and
 apply), built by `pip install` (in place for `pip install -e`) as astropy builds its C
-extensions. Everything else about the package is in pyproject.toml."""
+extensions. Everything else about the package is in pyproject.toml, but its licence: see
+`LICENSE_SPDX`."""
 
 import hashlib
 from pathlib import Path
 
+import setuptools
 from setuptools import Extension, setup
 
+# an SPDX expression: setuptools 77 and later write it as the License-Expression; older ones,
+# such as Debian 12's 66 (pip install --no-build-isolation), reject it in pyproject.toml and
+# know only the free-text License field, so it is given here in the form each reads
+LICENSE_SPDX = "GPL-3.0-or-later"
 KERNEL_DIR = "indical/calib/combine"
 KERNEL_SOURCES = ("module.c", "native.c", "native_avx2.c", "apply.c")
 
@@ -21,7 +27,12 @@ def source_sha() -> str:
     return digest.hexdigest()[:16]
 
 
-setup(ext_modules=[Extension(
+def licence() -> dict[str, str]:
+    major = int(setuptools.__version__.split(".")[0])
+    return {"license_expression" if major >= 77 else "license": LICENSE_SPDX}
+
+
+setup(**licence(), ext_modules=[Extension(
     "indical.calib.combine._native",
     sources=[f"{KERNEL_DIR}/{name}" for name in KERNEL_SOURCES],
     depends=[f"{KERNEL_DIR}/native.c"],  # native_avx2.c includes it

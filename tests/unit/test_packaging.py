@@ -102,7 +102,29 @@ def test_the_wheel_carries_the_compiled_kernel_and_what_the_readme_uses(tmp_path
     wanted |= {"indical/drivers/gpio.py", "indical/simulators/devices.py", "indical/cli.py"}
     assert len(wanted) > 10 and not wanted - set(names), sorted(wanted - set(names))
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert "\nLicense-Expression: GPL-3.0-or-later\n" in metadata   # setuptools >= 77 (isolated)
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"indical"}
+
+
+def test_an_editable_install_without_build_isolation_reads_the_project(tmp_path):
+    """`pip install -e . --no-build-isolation` builds with the environment's own setuptools
+    (Debian 12's is 66, before SPDX licences in pyproject.toml): pip prepares the editable
+    install's metadata with it, offline, and the licence is there."""
+    import json
+    import subprocess
+    import sys
+
+    import setuptools
+
+    report = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
+                          "--no-index", "--no-build-isolation", "--report", str(report),
+                          "-e", str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"setuptools {setuptools.__version__}: " + run.stderr[-3000:]
+    (item,) = json.loads(report.read_text())["install"]
+    metadata = item["metadata"]
+    assert metadata["name"] == "indical"
+    assert metadata.get("license_expression", metadata.get("license")) == "GPL-3.0-or-later"
 
 
 def test_shipped_sequences_are_installed_with_the_package():
