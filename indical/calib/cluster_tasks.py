@@ -44,8 +44,9 @@ class TaskError(IndicalError):
     constructor arguments do not survive pickling)."""
 
 
-# Folders of the package that a wheel installs and an editable install maps elsewhere (drivers,
-# simulators, sequences, examples: pyproject's package-dir); they compute no result here.
+# Folders of the package that a wheel installs and a checkout keeps elsewhere (drivers,
+# simulators, sequences, examples: pyproject's package-dir; indical/ links to them, and rglob
+# does not follow links); they compute no result here.
 _NOT_HASHED = {"drivers", "simulators", "shipped_sequences", "examples", "__pycache__"}
 
 

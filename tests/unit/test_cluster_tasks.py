@@ -191,13 +191,27 @@ def test_what_a_worker_does_not_see_as_the_client_does(tmp_path):
                     f"{tmp_path / 'no'}: no such folder there"]
 
 
+def _installed_layout(root: Path, dest: Path) -> Path:
+    """The package as a wheel installs it: drivers/, simulators/, sequences/ and examples/
+    copied inside indical/ (pyproject's package-dir; the checkout's links are followed)."""
+    import shutil
+    import tomllib
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    mapping = pyproject["tool"]["setuptools"]["package-dir"]
+    for package, folder in sorted(mapping.items()):  # parents before children
+        shutil.copytree(root / folder, dest.joinpath(*package.split(".")), dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.c"))
+    return dest
+
+
 def test_a_wheel_and_an_editable_install_of_the_same_code_agree(tmp_path):
     """The code hash leaves out the folders a wheel puts inside the package and an editable
     install maps from elsewhere: the same commit installed either way is the same build."""
-    from test_import_contracts import ROOT, installed_layout
+    from test_import_contracts import ROOT
     editable = ROOT / "indical"
-    wheel = installed_layout(tmp_path) / "indical"
-    assert (wheel / "drivers").is_dir() and not (editable / "drivers").exists()
+    wheel = _installed_layout(ROOT, tmp_path) / "indical"
+    assert (wheel / "drivers").is_dir() and not (wheel / "drivers").is_symlink()
+    assert (editable / "drivers").is_symlink()      # the checkout links it (decision 018)
     assert tasks.code_sha(wheel) == tasks.code_sha(editable) == tasks.this_build().code
     (wheel / "calib" / "apply.py").write_text((wheel / "calib" / "apply.py").read_text() + "#\n")
     assert tasks.code_sha(wheel) != tasks.code_sha(editable)

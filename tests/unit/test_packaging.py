@@ -106,6 +106,18 @@ def test_the_wheel_carries_the_compiled_kernel_and_what_the_readme_uses(tmp_path
     assert {n.split("/")[0] for n in names if ".dist-info/" not in n} == {"indical"}
 
 
+def test_the_checkout_links_each_mapped_folder_where_a_wheel_puts_it():
+    """indical/drivers -> ../drivers and so on (decision 018): the checkout has the installed
+    layout, so `lint-imports` (and anything else that walks indical/) sees every module."""
+    for package, folder in MAPPING.items():
+        if package == "indical":
+            continue
+        link = ROOT.joinpath(*package.split("."))
+        assert link.is_symlink(), f"{link.relative_to(ROOT)}: not a link to {folder}/"
+        assert link.readlink() == Path("..", folder)
+        assert link.resolve() == (ROOT / folder).resolve()
+
+
 def test_an_editable_install_without_build_isolation_reads_the_project(tmp_path):
     """`pip install -e . --no-build-isolation` builds with the environment's own setuptools
     (Debian 12's is 66, before SPDX licences in pyproject.toml): pip prepares the editable
