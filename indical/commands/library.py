@@ -16,7 +16,8 @@ from indical.calib.autobuild import MASTERS_BEING_WRITTEN, AutoBuildPolicy, buil
 from indical.calib.combine.options import CombineOptions, Method
 from indical.calib.grouping import GroupingOptions
 from indical.calib.ingest import find_fits
-from indical.calib.library import CalibrationLibrary, IngestResult, default_library_path
+from indical.calib.library import (DEFAULT_EXPIRY_DAYS, CalibrationLibrary, IngestResult,
+                                   default_library_path)
 from indical.calib.master import FLAT_NORMALISATIONS
 from indical.cli import console
 from indical.commands.library_target import LIBRARY
@@ -361,12 +362,17 @@ def sensor(db: Path, camera: str, sensor: str) -> None:
     console.print(f"{escape(camera)}: {sensor}", highlight=False)
 
 
-@library.command("expiry")
-@click.argument("kind", type=click.Choice(sorted(_TYPES)))
+_EXPIRY_DEFAULTS = ", ".join(f"{t.value} {d:g}" for t, d in DEFAULT_EXPIRY_DAYS.items())
+
+
+@library.command("expiry", help=(
+    "Masters of type KIND older than DAYS count as expired (until set, in days: "
+    f"{_EXPIRY_DEFAULTS}). An expired master is still used when no fresh one matches, with a "
+    "warning."))
+@click.argument("kind", type=click.Choice([t.value for t in DEFAULT_EXPIRY_DAYS]))
 @click.argument("days", type=float)
 @click.pass_obj
 def expiry(db: Path, kind: str, days: float) -> None:
-    """Masters of type KIND older than DAYS count as expired."""
     with CalibrationLibrary(db) as lib:
         try:
             lib.set_expiry(_TYPES[kind], days)

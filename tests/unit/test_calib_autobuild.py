@@ -88,6 +88,10 @@ def test_library_commands(tmp_path, monkeypatch):
         assert str(m.path) in r.text
     r = invoke("library", "--library", db, "expiry", "flat", "0.000001")
     assert r.exit_code == 0
+    r = invoke("library", "--library", db, "expiry", "light", "30")   # lights have no masters
+    assert r.exit_code == 2 and "'light' is not one of 'bias', 'dark', 'darkflat', 'flat'" in r.text
+    r = invoke("library", "expiry", "--help")
+    assert "bias 180, dark 90, darkflat 30, flat 30" in r.text
     with CalibrationLibrary(db) as lib:
         assert lib.expiry_days(FrameType.FLAT) == 0.000001
         for m in lib.masters(frame_type=FrameType.FLAT):
