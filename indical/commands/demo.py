@@ -64,7 +64,9 @@ def demo_rig(rig_path: Path | None, in_process: bool, say: Callable[[str], None]
               help="Also take twilight flats over a simulated dusk.")
 def demo(rig_path: Path | None, out: Path, frames: int, in_process: bool, twilight: bool) -> None:
     """Run sequences/panel_flats.py on a simulated observatory: flats for several filters with
-    automatic panel brightness, then dark flats, written as FITS."""
+    automatic panel brightness, then dark flats, written as FITS. Then, unless --no-twilight,
+    sequences/twilight_flats.py over a simulated dusk (on --rig when it has a [site] and a
+    [clock], else on the built-in observatory; frames in OUT/twilight/)."""
     from indical.commands.run import report
     from indical.demo.panel import run_demo
     say = lambda m: console.print(f"  {escape(m)}", highlight=False, soft_wrap=True)  # noqa: E731

@@ -35,7 +35,8 @@ _TYPES = {t.value: t for t in FrameType}
                    "$INDICAL_LIBRARY or $XDG_DATA_HOME/indical/library/library.sqlite).")
 @click.pass_context
 def library(ctx: click.Context, library_path: Path | None) -> None:
-    """The calibration library: frames, masters and what is due."""
+    """The calibration library: frames, masters and what is due. --library goes before the
+    subcommand: indical library --library DB ls."""
     ctx.obj = library_path or default_library_path()
 
 
@@ -59,7 +60,8 @@ _BUILD_OPTIONS = [
     click.option("--min-frames", type=click.IntRange(2), default=10, show_default=True,
                  help="A group's master is built once it has this many frames."),
     click.option("--combine", "method", type=click.Choice([m.value for m in Method]),
-                 default="sigma", show_default=True),
+                 default="sigma", show_default=True,
+                 help="Combine method, as `indical master --combine` (its defaults)."),
     click.option("--group", "group_text", default="size,filter,exposure,temp:2",
                  show_default=True, help="Grouping keys and temperature width."),
     click.option("--precal-exposure-tol", type=click.FloatRange(0), default=0.05,

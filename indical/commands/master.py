@@ -228,16 +228,26 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
 @click.option("--type", "kind", type=click.Choice(sorted(_TYPES)), default=None,
               help="Frame type; default: from the headers (all must agree).")
 @click.option("--combine", "method", type=click.Choice([m.value for m in Method]), default="sigma",
-              show_default=True, help="Combine method (auto: by frame count, see docs).")
-@click.option("--sigma-low", type=float, default=3.0, show_default=True)
-@click.option("--sigma-high", type=float, default=3.0, show_default=True)
-@click.option("--center", type=click.Choice(["median", "mean"]), default="median", show_default=True)
+              show_default=True,
+              help="Combine method (auto: mean for 1-2 frames, percentile 3-6, sigma 7-14, "
+                   "winsorized 15 or more).")
+@click.option("--sigma-low", type=float, default=3.0, show_default=True,
+              help="sigma, winsorized, linearfit: reject values this many standard deviations "
+                   "below the centre.")
+@click.option("--sigma-high", type=float, default=3.0, show_default=True,
+              help="sigma, winsorized, linearfit: reject values this many standard deviations "
+                   "above the centre.")
+@click.option("--center", type=click.Choice(["median", "mean"]), default="median",
+              show_default=True,
+              help="sigma: the centre rejection is measured from (as astropy's sigma_clip).")
 @click.option("--maxiters", type=int, default=5, show_default=True,
               help="Maximum rejection iterations (0: until nothing changes).")
 @click.option("--clip", type=int, default=1, show_default=True,
               help="minmax: drop this many lowest and highest values.")
-@click.option("--percentile-low", type=float, default=0.2, show_default=True)
-@click.option("--percentile-high", type=float, default=0.1, show_default=True)
+@click.option("--percentile-low", type=float, default=0.2, show_default=True,
+              help="percentile: reject values more than this fraction of the median below it.")
+@click.option("--percentile-high", type=float, default=0.1, show_default=True,
+              help="percentile: reject values more than this fraction of the median above it.")
 @click.option("--precal", "precal_text", default="none", show_default=True,
               help="Subtract from flats: none, pedestal:N, a FITS file, or library.")
 @click.option("--precal-exposure-tol", type=click.FloatRange(0), default=DEFAULT_EXPOSURE_TOL,

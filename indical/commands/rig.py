@@ -17,13 +17,17 @@ from indical.rig import load_rig, open_rig
 
 @click.group()
 def rig() -> None:
-    """Inspect rig files."""
+    """Rig files: check that every device answers, or write one for an indiserver's
+    devices."""
 
 
 @rig.command("check")
 @click.argument("rig_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def rig_check(rig_file: Path | None) -> None:
-    """Connect every role of RIG_FILE and say what each device is and can do."""
+    """Connect every role of RIG_FILE and say what each device is and can do; exit status 2
+    naming the roles that can't be reached. RIG_FILE is a path or the name of an example rig
+    (indical rig check relay-panel-mock.toml); without it, the built-in simulated
+    observatory."""
     spec = load_rig(rig_file)
     console.print(f"rig: {escape(spec.source)}")
     table = Table("role", "driver", "device", "what it can do")
