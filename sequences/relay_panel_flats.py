@@ -13,10 +13,10 @@ from indical.sequence import Target
 FILTERS = None                  # None: every filter in the wheel
 FLATS_PER_FILTER = 20
 DARK_FLATS_PER_EXPOSURE = 20
-TARGET = Target.fraction(0.4, tolerance=0.15)
+TARGET = Target.fraction(0.4, tolerance=0.15)  # 40 % of full scale +/- 15 % of that
 FIRST_EXPOSURE_S = 1.0          # the search starts here (or from the trained exposure)
 EXPOSURE_RANGE_S = None         # (min, max) the exposure must stay within; None: [flats] limits
-COVER_ON_EXIT = "leave"
+COVER_ON_EXIT = "leave"         # "open", "closed" or "leave" (as the run left it)
 
 
 def run(obs):

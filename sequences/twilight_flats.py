@@ -31,7 +31,8 @@ MAX_EXPOSURE_S = 60.0
 DITHER_ARCSEC = 20.0            # mount offset between frames (0: none)
 STOP_TRACKING = False           # instead of dithering, let the stars trail
 FLAT_SPOT = True                # point ~15 deg from the zenith, away from the sun
-BIAS_ADU = None                 # None: measured (cover closed); set it for a camera without
+BIAS_ADU = None                 # ADU; None: measured (cover closed): set it for a camera
+                                # with neither cover nor shutter
 DARKS = "bias"                  # "bias", "longest" (dark flats at each filter's longest
 DARKS_COUNT = 20                #  exposure), "each" (at every exposure) or "none"
 COVER_ON_EXIT = "leave"         # "open", "closed" or "leave"
