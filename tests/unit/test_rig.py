@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from indical.errors import RigError
@@ -21,6 +23,17 @@ def test_an_example_rig_is_found_by_its_name(tmp_path, monkeypatch):
         load_rig("nope.toml")
     (tmp_path / "relay-panel-mock.toml").write_text('[camera]\ndriver = "sim"\n')
     assert list(load_rig("relay-panel-mock.toml").roles) == ["camera"]   # a file here wins
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("rigs/*.toml"))
+                         + [EXAMPLES / "autopilot" / "sim-rig.toml"], ids=lambda p: p.name)
+def test_every_example_rig_loads(path):
+    """Each rig users copy parses with every key known (rig check on each: test_rig_check_*)."""
+    spec = load_rig(path)
+    assert spec.roles and all(spec.driver_of(role) for role in spec.roles)
 
 
 def test_the_autopilot_example_rig_is_found_where_the_readme_names_it(tmp_path, monkeypatch):

@@ -41,6 +41,13 @@ def test_pwm_panel_rig(restore_pins):
     assert "PWM-dimmed panel" in " ".join(result.output.split())
 
 
+def test_colour_camera_rig():
+    result = check(RIGS / "colour-camera-sim.toml")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "colour filter: RGGB (offsets 0, 0)" in out and "all roles reachable" in out
+
+
 def test_flipflat_rig_with_the_emulator(tmp_path):
     link = tmp_path / "flipflat"
     rig = tmp_path / "ff.toml"
