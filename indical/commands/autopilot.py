@@ -24,7 +24,7 @@ def _on_term(signum, frame) -> None:
     raise Stopped
 
 
-@click.command()
+@click.command(short_help="Run a plan's calibration tasks every night, by itself.")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
 @RIG_OPTION
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),

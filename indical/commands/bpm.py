@@ -12,7 +12,7 @@ from indical.cli import console
 from indical.commands.calibrate import LIBRARY_OPTION, open_library
 
 
-@click.command()
+@click.command(short_help="Build bad pixel maps from the library's masters.")
 @LIBRARY_OPTION
 @click.option("--hot-sigma", type=click.FloatRange(0, min_open=True), default=5.0,
               show_default=True,

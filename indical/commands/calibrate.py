@@ -38,7 +38,7 @@ LIBRARY_OPTION = click.option("--library", "library_db", type=LIBRARY, default=N
                                    "$XDG_DATA_HOME/indical/library/library.sqlite).")
 
 
-@click.command()
+@click.command(short_help="Apply matching masters to lights.")
 @click.argument("lights", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for calibrated lights (default: 'calibrated' beside each light).")

@@ -53,7 +53,7 @@ def demo_rig(rig_path: Path | None, in_process: bool, say: Callable[[str], None]
         yield spec, {"FILTERS": INDI_FILTERS}
 
 
-@click.command()
+@click.command(short_help="Take flats on a simulated observatory.")
 @RIG_OPTION
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("indical-demo"), show_default=True, help="Folder for the frames.")

@@ -199,7 +199,7 @@ def _ingest_on_cluster(lib: CalibrationLibrary, files: list[Path], kind: FrameTy
     return result
 
 
-@library.command("ingest")
+@library.command("ingest", short_help="Index frames from folders; build masters that are due.")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--type", "kind", type=click.Choice(sorted(_TYPES)), default=None,
               help="Take this type over the headers' IMAGETYP.")
@@ -223,7 +223,7 @@ def ingest(db: Path, folders, kind, build, min_frames, method, group_text,
         sys.exit(1)
 
 
-@library.command("sweep")
+@library.command("sweep", short_help="Index stray frames, clean up, build masters that are due.")
 @click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_with_build_options
 @SCHEDULER_OPTION
@@ -265,7 +265,7 @@ def sweep(db: Path, folders, min_frames, method, group_text, precal_exposure_tol
                 raise IndicalError("some masters could not be built (see above)")
 
 
-@library.command("import")
+@library.command("import", short_help="Add masters made by other programs.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--type", "kind", type=click.Choice(["bias", "dark", "darkflat", "flat"]),
               default=None, help="What the files are, when their headers and names don't say.")
@@ -301,7 +301,7 @@ def import_(db: Path, files, kind) -> None:
         raise IndicalError(f"{failed} of {len(files)} files not imported (see above)")
 
 
-@library.command("ls")
+@library.command("ls", short_help="List frames by configuration, and masters.")
 @click.option("--all", "show_all", is_flag=True, help="Also list superseded masters.")
 @click.pass_obj
 def ls(db: Path, show_all: bool) -> None:
@@ -351,7 +351,7 @@ def ls(db: Path, show_all: bool) -> None:
                           soft_wrap=True, highlight=False)
 
 
-@library.command("sensor")
+@library.command("sensor", short_help="Say whether a camera is CMOS or CCD.")
 @click.argument("camera")
 @click.argument("sensor", type=click.Choice(["cmos", "ccd"]))
 @click.pass_obj
@@ -367,7 +367,7 @@ def sensor(db: Path, camera: str, sensor: str) -> None:
 _EXPIRY_DEFAULTS = ", ".join(f"{t.value} {d:g}" for t, d in DEFAULT_EXPIRY_DAYS.items())
 
 
-@library.command("expiry", help=(
+@library.command("expiry", short_help="Set the age at which masters of a type expire.", help=(
     "Masters of type KIND older than DAYS count as expired (until set, in days: "
     f"{_EXPIRY_DEFAULTS}). An expired master is still used when no fresh one matches, with a "
     "warning."))

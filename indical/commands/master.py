@@ -221,7 +221,7 @@ def _move_inputs(paths: list[Path], folder: Path) -> None:
         shutil.move(str(p), str(folder / p.name))
 
 
-@click.command()
+@click.command(short_help="Combine FITS files into master frames.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Output FITS file (one master from all FILES).")

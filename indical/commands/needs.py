@@ -19,7 +19,7 @@ def _bar(have: int, target: int, width: int = 10) -> str:
     return "#" * filled + "." * (width - filled)
 
 
-@click.command()
+@click.command(short_help="What calibration is still missing.")
 @LIBRARY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--min-frames", type=click.IntRange(1), default=10, show_default=True,

@@ -11,7 +11,7 @@ from indical.cli import console
 from indical.commands.calibrate import LIBRARY_OPTION, open_library
 
 
-@click.command()
+@click.command(short_help="Write an HTML report: masters, runs, needs, lights.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("indical-report"), show_default=True,
               help="Folder for index.html and its pictures.")

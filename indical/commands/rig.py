@@ -15,13 +15,13 @@ from indical.plugins import load_driver
 from indical.rig import load_rig, open_rig
 
 
-@click.group()
+@click.group(short_help="Check a rig file, or write one for an indiserver.")
 def rig() -> None:
     """Rig files: check that every device answers, or write one for an indiserver's
     devices."""
 
 
-@rig.command("check")
+@rig.command("check", short_help="Connect every role of a rig and say what each device can do.")
 @click.argument("rig_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def rig_check(rig_file: Path | None) -> None:
     """Connect every role of RIG_FILE and say what each device is and can do; exit status 2
@@ -51,7 +51,7 @@ def rig_check(rig_file: Path | None) -> None:
     console.print("[green]all roles reachable[/]")
 
 
-@rig.command("discover")
+@rig.command("discover", short_help="List an indiserver's devices and write a rig file for them.")
 @click.argument("server")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the rig file here (default: print it).")

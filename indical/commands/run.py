@@ -12,7 +12,7 @@ from indical.cli import RIG_OPTION, console, err_console
 from indical.errors import describe_os_error
 
 
-@click.command()
+@click.command(short_help="Run a sequence file (flats, darks) on a rig.")
 @click.argument("sequence_file", type=click.Path(dir_okay=False, path_type=Path))
 @RIG_OPTION
 @click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -28,3 +28,12 @@ def test_rig_check_bad_file_names_the_key(tmp_path):
 def test_rig_check_missing_file(tmp_path):
     result = CliRunner().invoke(main, ["rig", "check", str(tmp_path / "none.toml")])
     assert result.exit_code == 2 and "none.toml: file: no such rig file" in result.output
+
+
+def test_every_command_is_listed_with_a_whole_summary():
+    """`indical --help` (and each group's) lists every command with a summary that is not cut."""
+    for group in ([], ["library"], ["rig"]):
+        result = CliRunner().invoke(main, [*group, "--help"], terminal_width=80)
+        assert result.exit_code == 0, result.output
+        listing = result.output.split("Commands:")[1].strip().splitlines()
+        assert listing and all(not line.rstrip().endswith("...") for line in listing), listing
