@@ -306,7 +306,8 @@ def import_(db: Path, files, kind) -> None:
 @click.pass_obj
 def ls(db: Path, show_all: bool) -> None:
     """Frames by configuration, and masters with their state (current, superseded, expired)."""
-    with CalibrationLibrary(db) as lib:
+    from indical.commands.calibrate import open_library
+    with open_library(db) as lib:     # a mistyped --library is refused, not created empty
         counts = Counter((r.meta.frame_type.value + (f" {r.meta.flat_source.lower()}"
                                                      if r.meta.flat_source else ""),
                           r.meta.camera, r.meta.filter or "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from calib_fixtures import standard_library, write_light
@@ -53,6 +54,20 @@ def test_calibrate_without_library_says_so(tmp_path):
                                     str(tmp_path / "missing.sqlite")])
     assert run.exit_code == 2
     assert "missing.sqlite: no calibration library there" in run.output
+
+
+@pytest.mark.parametrize("command", [["library", "--library", "{db}", "ls"],
+                                     ["needs", "--library", "{db}"],
+                                     ["report", "-o", "{out}", "--library", "{db}"]])
+def test_reading_a_library_that_is_not_there_says_so_and_creates_nothing(tmp_path, command):
+    """A mistyped --library on a command that only reads is refused with the path; `library
+    ls` used to create an empty library there and list nothing, as if it were empty."""
+    db = tmp_path / "mistyped.sqlite"
+    args = [a.format(db=db, out=tmp_path / "report") for a in command]
+    run = CliRunner().invoke(main, args)
+    assert run.exit_code == 2, run.output
+    assert "mistyped.sqlite: no calibration library there" in run.output
+    assert not db.exists()
 
 
 def test_calibrate_an_empty_folder_says_so(tmp_path):
