@@ -4,13 +4,15 @@ Each piece of text the socket delivers is decoded where it was received (pybase6
 it lets other threads run meanwhile) and handed to a `FitsAssembler`, which converts a plain
 image's pixels into the frame's array at once: when the last piece arrives, only it is left to
 do. Pieces are decoded in multiples of 32 characters (24 bytes), so a piece's bytes always end
-on a pixel boundary of any FITS type (FITS data starts on a 2880-byte block, a multiple of 24).
+on a pixel boundary of any FITS type (FITS data starts on a 2880-byte block, a multiple of 24),
+and at most `_SLICE` characters at a time.
 
 A piece is not searched first for the end of the text or for line breaks: the strict decoder
 refuses both, and only a piece it refuses is looked at closely (the last one, or every one of
-a driver that breaks lines, as some do every 72 characters: those are taken out). Text that
-can't be decoded is kept as an error for when the frame is complete: a frame is whole or an
-error."""
+a driver that breaks lines, as some do every 72 characters: those are taken out). indiserver
+starts and ends every text it encodes with a line break (`>\n...\n</oneBLOB>`): those two are
+skipped, not taken for a text with lines. Text that can't be decoded is kept as an error for
+when the frame is complete: a frame is whole or an error."""
 
 from __future__ import annotations
 
@@ -20,6 +22,11 @@ from indical.drivers.indi.fits_blob import FitsAssembler
 from indical.errors import DeviceError
 
 _GROUP = 32          # characters decoded together: 24 bytes, a whole number of any pixel
+#: Characters decoded at once (96 KiB of bytes): under glibc's 128 KiB threshold each slice's
+#: bytes come from the heap and are reused, where a whole 1 MB piece's were new pages mapped
+#: and faulted in every time (1 MP in 1 MB pieces: 3.1 ms whole, 1.0 ms in slices).
+_SLICE = 131072
+_SPACE = b" \t\r\n"
 
 
 class BlobText:
@@ -30,6 +37,7 @@ class BlobText:
         self.assembler = FitsAssembler(device, blob_format, size)
         self._left = b""                 # fewer than _GROUP characters waiting for more
         self._lines = False              # the text has line breaks: look at every piece
+        self._begun = False              # a character other than white space has come
         self.error: str | DeviceError = ""
 
     @property
@@ -43,9 +51,15 @@ class BlobText:
         stop = len(buf) if stop is None else stop
         if self.error:
             return buf.find(b"<", start, stop)
-        if self._lines:
-            return self._closely(buf, start, stop)
         pos = start
+        if not self._begun:              # indiserver's line break before the text
+            while pos < stop and buf[pos] in _SPACE:
+                pos += 1
+            if pos == stop:
+                return -1
+            self._begun = True
+        if self._lines:
+            return self._closely(buf, pos, stop)
         if self._left:                   # complete the group the last piece began
             need = _GROUP - len(self._left)
             if stop - pos < need or _special(buf, pos, pos + need):
@@ -54,14 +68,18 @@ class BlobText:
             pos += need
             if not self._decode(group):
                 return buf.find(b"<", pos, stop)
-        whole = (stop - pos) - (stop - pos) % _GROUP
-        if whole:
-            try:
-                data = pybase64.b64decode(memoryview(buf)[pos:pos + whole], validate=True)
-            except ValueError:           # the end of the text, a line break, or damage
-                return self._closely(buf, pos, stop)
-            self._give(data)
-            pos += whole
+        whole = pos + (stop - pos) - (stop - pos) % _GROUP
+        if whole > pos:
+            text = memoryview(buf)
+            while pos < whole:
+                step = min(_SLICE, whole - pos)
+                try:
+                    data = pybase64.b64decode(text[pos:pos + step], validate=True)
+                except ValueError:       # the end of the text, a line break, or damage
+                    return self._closely(buf, pos, stop)
+                pos += step
+                if not self._give(data):
+                    return buf.find(b"<", pos, stop)
         if _special(buf, pos, stop):
             return self._closely(buf, pos, stop)
         self._left = bytes(buf[pos:stop])
@@ -71,6 +89,8 @@ class BlobText:
         """`take` for a piece that holds the text's end or line breaks (or damage)."""
         end = buf.find(b"<", pos, stop)
         last = stop if end < 0 else end
+        while last > pos and buf[last - 1] in _SPACE:   # the line break ending the text
+            last -= 1
         piece: bytes | memoryview
         # INDI drivers break lines with "\n" only; any other white space makes the strict
         # decoder refuse the text
@@ -96,12 +116,15 @@ class BlobText:
         return end
 
     def _decode(self, text: bytes | memoryview) -> bool:
-        try:
-            data = pybase64.b64decode(text, validate=True)
-        except ValueError as exc:
-            self.error = f"the frame's base64 text is damaged ({exc})"
-            return False
-        return self._give(data)
+        for at in range(0, len(text), _SLICE):
+            try:
+                data = pybase64.b64decode(text[at:at + _SLICE], validate=True)
+            except ValueError as exc:
+                self.error = f"the frame's base64 text is damaged ({exc})"
+                return False
+            if not self._give(data):
+                return False
+        return True
 
     def _give(self, data: bytes) -> bool:
         try:

@@ -64,13 +64,19 @@ class _Layout:
     def nbytes(self) -> int:
         return self.shape[0] * self.shape[1] * self.stored.itemsize
 
+    @property
+    def read_as(self) -> np.dtype:
+        """The stored pixels' type as `convert` reads them: unsigned when the top bit flips."""
+        return self.stored if self.flip is None else np.dtype(self.stored.str.replace("i", "u"))
+
     def convert(self, raw: np.ndarray, out: np.ndarray) -> None:
-        """Stored pixels -> the frame's: one pass that byte-swaps (and flips the top bit:
-        stored - 2^(n-1) as signed is the same bits as unsigned with the top bit flipped)."""
+        """Stored pixels (read as `read_as`) -> the frame's: one pass that byte-swaps (and
+        flips the top bit: stored - 2^(n-1) as signed is the same bits as unsigned with the
+        top bit flipped)."""
         if self.flip is None:
             np.copyto(out, raw)
         else:
-            np.bitwise_xor(raw.view(self.stored.str.replace("i", "u")), self.flip, out=out)
+            np.bitwise_xor(raw, self.flip, out=out)
 
 
 def _layout(header: Any) -> _Layout | None:
@@ -125,7 +131,7 @@ def _decode_view(view: memoryview, device: str) -> tuple[np.ndarray, Any] | None
         return None
     if start + layout.nbytes > len(view):
         raise _truncated(device, len(view) - start, layout.nbytes)
-    raw = np.frombuffer(view, layout.stored, layout.nbytes // layout.stored.itemsize, start)
+    raw = np.frombuffer(view, layout.read_as, layout.nbytes // layout.stored.itemsize, start)
     out = np.empty(layout.shape, layout.native)
     layout.convert(raw.reshape(layout.shape), out)
     return out, header
@@ -151,6 +157,9 @@ class FitsAssembler:
         self._part = b""                         # a pixel split between two pieces
         self._file: np.ndarray | None = None     # the whole file, when not read as it comes
         self._size_hint = size_hint
+        self._read_as = np.dtype(np.uint8)       # the layout's, once known
+        self._itemsize = 1
+        self._nbytes = 0
 
     def feed(self, piece: Any) -> None:
         """Take the next bytes of the file (any bytes-like object; not kept after returning)."""
@@ -160,7 +169,11 @@ class FitsAssembler:
         at = self.length
         self.length += len(view)
         if self._out is not None:
-            self._pixels(view)
+            if not self._part and len(view) % self._itemsize == 0 and \
+                    self._done + len(view) <= self._nbytes:
+                self._convert(view)               # the usual piece: whole pixels, no padding
+            else:
+                self._pixels(view)
         elif self._file is not None:
             self._keep(view, at)
         else:
@@ -190,6 +203,8 @@ class FitsAssembler:
             raise _unreadable(self.device, f"its header announces {layout.shape[1]} x "
                                            f"{layout.shape[0]} pixels") from None
         self._layout, self._header = layout, header
+        self._read_as, self._itemsize, self._nbytes = layout.read_as, layout.stored.itemsize, \
+            layout.nbytes
         rest = bytes(self._head[start:])
         self._head = bytearray()
         self._pixels(memoryview(rest))
@@ -216,8 +231,8 @@ class FitsAssembler:
     def _convert(self, data: memoryview) -> None:
         layout, out = self._layout, self._out
         assert layout is not None and out is not None
-        first = self._done // layout.stored.itemsize
-        raw = np.frombuffer(data, layout.stored)
+        first = self._done // self._itemsize
+        raw = np.frombuffer(data, self._read_as)
         layout.convert(raw, out[first:first + len(raw)])
         self._done += len(data)
 

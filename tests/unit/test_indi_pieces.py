@@ -342,6 +342,31 @@ def test_the_text_ends_where_its_end_tag_starts_in_any_piece(lines):
             assert ended == len(text) and blob.end().length == length
 
 
+def test_indiservers_line_breaks_around_the_text_keep_the_fast_path():
+    """indiserver encodes a shared frame for a TCP client as `>\\n` + text + `\\n</oneBLOB>`:
+    those two line breaks are skipped, not taken for a text broken into lines (which copies
+    and searches every piece), in whichever pieces they come."""
+    from indical.drivers.indi.blob_text import BlobText
+    rng = np.random.default_rng(10)
+    pixels = rng.integers(0, 60000, (300, 400)).astype(np.uint16)
+    buf = io.BytesIO()
+    fits.PrimaryHDU(pixels).writeto(buf)
+    raw = buf.getvalue()
+    stream = b"\n" + base64.b64encode(raw) + b"\n</oneBLOB>\n</setBLOBVector>"
+    for most in (1, 3, 33, 4000, len(stream) + 1):
+        blob, ended = BlobText("Cam", ".fits", len(raw)), -1
+        pieces = _pieces(stream, rng, most) if most > 1 else \
+            iter([(0, 1), (1, 2), (2, len(stream))])
+        for start, end in pieces:
+            ended = blob.take(stream, start, end)
+            if ended >= 0:
+                break
+            assert not blob._lines     # noqa: SLF001 (the path taken is what is tested)
+        assert ended == stream.index(b"</oneBLOB>")
+        data, _ = blob.end().finish()
+        assert np.array_equal(data, pixels)
+
+
 def test_base64_text_cut_short_is_an_error_never_a_partial_frame():
     from indical.drivers.indi.blob_text import BlobText
     rng = np.random.default_rng(6)
