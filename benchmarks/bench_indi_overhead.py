@@ -123,12 +123,14 @@ def through_indical(server: IndiServer, device: str, frames: str, exposure_s: fl
             buf.getvalue(), via)
 
 
-def bare_ms(server: IndiServer, device: str, exposure_s: float, runs: int, *,
-            unix: bool) -> list[float]:
-    """Baseline: a bare socket client that starts the exposure and only waits for the end of
-    the BLOB message (no XML parsing, no base64 decoding, the shared buffer's descriptor closed
-    unread): the driver and indiserver's share, over TCP or the server's local socket."""
-    times = []
+@contextmanager
+def bare_session(server: IndiServer, device: str, *, unix: bool
+                 ) -> Iterator[tuple[socket.socket, Callable[[], bytes]]]:
+    """A bare socket client of the server (TCP without Nagle, or the server's local socket):
+    subscribed to the device and its BLOBs, the frame type set to flat (the frames indical
+    takes; its rig put the frame type back when it closed) and what the server sent on
+    connecting drained. Yields the socket and `receive()`: the next bytes as they come, the
+    descriptors of shared buffers that came with them closed unread."""
     if unix:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect("\0" + server.socket_path)
@@ -145,10 +147,8 @@ def bare_ms(server: IndiServer, device: str, exposure_s: float, runs: int, *,
 
     with s:
         s.sendall(f'<getProperties version="1.7"/><enableBLOB device="{device}" name="CCD1">'
-                  'Also</enableBLOB>'.encode())
-        # the same frames indical took (its rig put the frame type back when it closed)
-        s.sendall(f'<newSwitchVector device="{device}" name="CCD_FRAME_TYPE"><oneSwitch '
-                  'name="FRAME_FLAT">On</oneSwitch></newSwitchVector>'.encode())
+                  f'Also</enableBLOB><newSwitchVector device="{device}" name="CCD_FRAME_TYPE">'
+                  '<oneSwitch name="FRAME_FLAT">On</oneSwitch></newSwitchVector>'.encode())
         time.sleep(0.5)
         s.setblocking(False)
         try:
@@ -157,14 +157,32 @@ def bare_ms(server: IndiServer, device: str, exposure_s: float, runs: int, *,
         except BlockingIOError:
             pass
         s.setblocking(True)
+        yield s, receive
+
+
+def exposure_request(device: str, exposure_s: float) -> bytes:
+    return (f'<newNumberVector device="{device}" name="CCD_EXPOSURE"><oneNumber '
+            f'name="CCD_EXPOSURE_VALUE">{exposure_s:g}</oneNumber></newNumberVector>').encode()
+
+
+def until_blob_end(receive: Callable[[], bytes]) -> None:
+    """Receive until the end of a BLOB message."""
+    tail = b""
+    while b"</setBLOBVector>" not in tail:
+        tail = tail[-32:] + receive()
+
+
+def bare_ms(server: IndiServer, device: str, exposure_s: float, runs: int, *,
+            unix: bool) -> list[float]:
+    """Baseline: a bare socket client that starts the exposure and only waits for the end of
+    the BLOB message (no XML parsing, no base64 decoding, the shared buffer's descriptor closed
+    unread): the driver and indiserver's share, over TCP or the server's local socket."""
+    times = []
+    with bare_session(server, device, unix=unix) as (s, receive):
         for _ in range(runs):
-            s.sendall((f'<newNumberVector device="{device}" name="CCD_EXPOSURE"><oneNumber '
-                       f'name="CCD_EXPOSURE_VALUE">{exposure_s:g}</oneNumber>'
-                       '</newNumberVector>').encode())
+            s.sendall(exposure_request(device, exposure_s))
             end = time.perf_counter() + exposure_s
-            tail = b""
-            while b"</setBLOBVector>" not in tail:
-                tail = tail[-32:] + receive()
+            until_blob_end(receive)
             times.append(time.perf_counter() - end)
             time.sleep(0.3)   # the driver's last CCD_EXPOSURE update
     return [1000.0 * t for t in times]
@@ -224,32 +242,9 @@ def bare_loop_gaps(server: IndiServer, device: str, exposure_s: float, n: int) -
     """Baseline for the time between flats: a bare client on the server's local socket that
     requests the next exposure as soon as the last one's BLOB message has ended (no parsing,
     no decoding). Seconds from the end of each exposure to the next request."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect("\0" + server.socket_path)
-
-    def receive() -> bytes:
-        data, ancillary, _, _ = s.recvmsg(1 << 20, socket.CMSG_SPACE(64))
-        for _level, _kind, fds in ancillary:
-            for i in range(0, len(fds) - len(fds) % 4, 4):
-                os.close(int.from_bytes(fds[i:i + 4], sys.byteorder))
-        return data
-
-    request = (f'<newNumberVector device="{device}" name="CCD_EXPOSURE"><oneNumber '
-               f'name="CCD_EXPOSURE_VALUE">{exposure_s:g}</oneNumber></newNumberVector>').encode()
+    request = exposure_request(device, exposure_s)
     gaps = []
-    with s:
-        s.sendall(f'<getProperties version="1.7"/><enableBLOB device="{device}" name="CCD1">'
-                  'Also</enableBLOB><newSwitchVector device="{device}" name="CCD_FRAME_TYPE">'
-                  '<oneSwitch name="FRAME_FLAT">On</oneSwitch></newSwitchVector>'
-                  .replace("{device}", device).encode())
-        time.sleep(0.5)
-        s.setblocking(False)
-        try:
-            while receive():
-                pass
-        except BlockingIOError:
-            pass
-        s.setblocking(True)
+    with bare_session(server, device, unix=True) as (s, receive):
         end = None
         for _ in range(n + 1):
             s.sendall(request)
@@ -257,9 +252,7 @@ def bare_loop_gaps(server: IndiServer, device: str, exposure_s: float, n: int) -
             if end is not None:
                 gaps.append(sent - end)
             end = sent + exposure_s
-            tail = b""
-            while b"</setBLOBVector>" not in tail:
-                tail = tail[-32:] + receive()
+            until_blob_end(receive)
         time.sleep(0.3)   # the driver's last CCD_EXPOSURE update
     return gaps
 
