@@ -23,7 +23,7 @@ client that only requests exposures and receives frames back to back, and indica
 adapter exposing back to back. Our simulator renders each frame and writes its FITS file while
 the exposure counts down, so what it does after the exposure is sending the file.
 Run: .venv/bin/python benchmarks/bench_indi_overhead.py [--runs N] [--rounds N] [--large]
-[--panel-only | --no-panel-run]
+[--sizes 1,8,26,61] [--panel-only | --no-panel-run]
 Runs are sequential; a 61 MP frame is 122 MB of pixels and 163 MB of base64."""
 
 from __future__ import annotations
@@ -392,6 +392,8 @@ def main() -> None:
                              "frames alternate between rounds, so a change of load meanwhile "
                              "weighs on both")
     parser.add_argument("--large", action="store_true", help="also 26 and 61 megapixels")
+    parser.add_argument("--sizes", default="",
+                        help="only these sizes, in megapixels, e.g. 26,61 (with --large)")
     parser.add_argument("--no-panel-run", action="store_true",
                         help="skip the panel-flats runs (the slowest part)")
     parser.add_argument("--panel-only", action="store_true",
@@ -400,6 +402,11 @@ def main() -> None:
                         help="flats per panel-flats run (gaps: this less 2)")
     args = parser.parse_args()
     sizes = {**SIZES, **(LARGE if args.large else {})}
+    if args.sizes:
+        wanted = {f"{mp.strip()} MP" for mp in args.sizes.split(",")}
+        sizes = {label: size for label, size in sizes.items() if label.split(" (")[0] in wanted}
+        if not sizes:
+            parser.error(f"--sizes {args.sizes}: none of {', '.join(SIZES | LARGE)}")
     print(f"per-frame overhead through indiserver, median of {args.rounds} rounds of "
           f"{args.runs} runs, times in ms after the end of the exposure ({load()})")
     rows, gaps = [], []
