@@ -77,7 +77,8 @@ longitude = 5.0
 
 [clock]
 start = "2026-03-20T14:00:00+00:00"
-speed = 8000    # a night in about 7 s: the lights are written in wall time meanwhile
+speed = 4000    # a night in about 14 s: the lights (about 5 s of writing) arrive in wall time
+                # meanwhile, with room for a loaded machine (8000 failed once under load)
 
 [weather]       # a simulated device, so the rig runs on the simulated clock
 driver = "sim"
