@@ -206,5 +206,6 @@ def test_server_lost_mid_run_ends_with_the_device_named(tmp_path):
     assert "exposure log:" in out                              # the report still comes
     # the loss is noticed at once and the clean-up tries each device once (a refused
     # connection fails in a millisecond): no 5 s retries per device as before
-    assert exited_s < 10, f"the run took {exited_s:.1f} s to end after indiserver died"
+    assert exited_s < 10, (f"the run took {exited_s:.1f} s to end after indiserver died; "
+                           f"it said:\n{out[-1500:]}\n{err[-3000:]}")
     assert "check the panel light and the cover by hand" in err
