@@ -11,31 +11,11 @@ import click
 from rich.markup import escape
 
 from indical.cli import console
-from indical.commands.library_target import LIBRARY
+from indical.commands.library_target import LIBRARY_OPTION, open_library
 from indical.commands.scheduler import SCHEDULER_OPTION, connect
 from indical.errors import IndicalError, check_output_folder
 
 _STYLE = {"calibrated": "green", "failed": "red", "no_masters": "yellow"}
-
-
-def open_library(db):
-    """The calibration library at `db` (a file or a postgresql:// URL; default
-    $INDICAL_LIBRARY), refusing to create a file silently."""
-    from indical.calib.db import is_url
-    from indical.calib.library import CalibrationLibrary, default_library_path
-    target = db if db is not None else default_library_path()
-    if not is_url(target) and not target.is_file():
-        raise IndicalError(f"{target}: no calibration library there; build masters into one "
-                           f"first (indical library ingest DIR, then indical library sweep) or "
-                           f"give --library PATH")
-    return CalibrationLibrary(target)
-
-
-LIBRARY_OPTION = click.option("--library", "library_db", type=LIBRARY, default=None,
-                              envvar="INDICAL_LIBRARY",
-                              help="Calibration library: a database file or a "
-                                   "postgresql://USER@HOST/DB URL (default: $INDICAL_LIBRARY or "
-                                   "$XDG_DATA_HOME/indical/library/library.sqlite).")
 
 
 @click.command(short_help="Apply matching masters to lights.")

@@ -20,7 +20,7 @@ from indical.calib.library import (DEFAULT_EXPIRY_DAYS, CalibrationLibrary, Inge
                                    default_library_path)
 from indical.calib.master import FLAT_NORMALISATIONS
 from indical.cli import console
-from indical.commands.library_target import LIBRARY
+from indical.commands.library_target import LIBRARY, open_library
 from indical.commands.progress import masters_on_cluster, progress_bar
 from indical.commands.scheduler import SCHEDULER_OPTION, connect
 from indical.errors import IndicalError
@@ -306,7 +306,6 @@ def import_(db: Path, files, kind) -> None:
 @click.pass_obj
 def ls(db: Path, show_all: bool) -> None:
     """Frames by configuration, and masters with their state (current, superseded, expired)."""
-    from indical.commands.calibrate import open_library
     with open_library(db) as lib:     # a mistyped --library is refused, not created empty
         counts = Counter((r.meta.frame_type.value + (f" {r.meta.flat_source.lower()}"
                                                      if r.meta.flat_source else ""),

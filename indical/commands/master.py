@@ -19,7 +19,7 @@ from indical.calib.master import (FLAT_NORMALISATIONS, MasterSpec, Precal, build
 from indical.calib.precal import (DEFAULT_EXPOSURE_TOL, PrecalSpec, PrecalTarget, choose_precal,
                                   load_precal_image)
 from indical.cli import console
-from indical.commands.library_target import LIBRARY
+from indical.commands.library_target import LIBRARY, open_library
 from indical.commands.progress import masters_on_cluster, progress_bar
 from indical.commands.scheduler import SCHEDULER_OPTION, connect
 from indical.errors import IndicalError, OutputError, check_output_file, check_output_folder
@@ -197,16 +197,6 @@ def _check_outputs(output: Path, rejection_map: Path | None, inputs: list[Path],
                                    "writes over a raw frame)")
 
 
-def _open_library(path) -> CalibrationLibrary:
-    from indical.calib.db import is_url
-    from indical.calib.library import default_library_path
-    path = path if path is not None else default_library_path()
-    if not is_url(path) and not path.is_file():
-        raise IndicalError(f"{path}: no calibration library there; give --library PATH or "
-                           "build one (indical library ingest DIR)")
-    return CalibrationLibrary(path)
-
-
 def _check_free_names(paths: list[Path], folder: Path) -> None:
     taken = [p.name for p in paths if (folder / p.name).exists()]
     if taken:
@@ -328,7 +318,7 @@ def master(files, output, kind, method, sigma_low, sigma_high, center, maxiters,
         if output is not None:
             _check_free_names(paths, move_inputs)
     frame_type = _TYPES[kind] if kind else None
-    library = _open_library(library_path) if precal_spec.kind == "library" else None
+    library = open_library(library_path) if precal_spec.kind == "library" else None
     common = dict(kind=frame_type, options=options, precal_spec=precal_spec, library=library,
                   ignore_type=ignore_type, force=force, memory_limit=memory_mb * 2**20,
                   precal_exposure_tol=precal_exposure_tol,

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from indical.cli import console
-from indical.commands.calibrate import LIBRARY_OPTION, open_library
+from indical.commands.library_target import LIBRARY_OPTION, open_library
 
 
 def _bar(have: int, target: int, width: int = 10) -> str:

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from indical.cli import console
-from indical.commands.calibrate import LIBRARY_OPTION, open_library
+from indical.commands.library_target import LIBRARY_OPTION, open_library
 
 
 @click.command(short_help="Write an HTML report: masters, runs, needs, lights.")
